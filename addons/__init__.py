@@ -1,0 +1,25 @@
+"""The Tollhouse pipeline: the ordered chain of stage addons.
+
+Load it into mitmproxy with ``mitmdump -s addons/__init__.py`` or ``mitmweb -s addons/__init__.py``
+(``tollhouse run`` does this for you). The order is the pipeline; to switch a stage off, remove it
+from this list. Request hooks run top to bottom; a stage that answers the request itself (a block)
+stops the stages after it, because each one skips a flow that already has a response.
+"""
+
+from addons.audit import Audit
+from addons.commit import Commit
+from addons.meter import Meter
+from addons.parse import Parse
+from addons.scope import Scope
+from addons.settle import Settle
+from addons.upstream import Upstream
+
+addons = [
+    Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
+    Upstream(),  # server_connect: optional address overrides, TLS still verified
+    Parse(),  # request: body -> normalized exchange
+    Meter(),  # request: token and cost estimate; streamed usage requested
+    Commit(),  # request: exchange -> body, once
+    Settle(),  # responseheaders / response / error: usage, cost
+    Audit(),  # response / error: one row per exchange, written asynchronously
+]

@@ -1,0 +1,51 @@
+"""Glue shared by the stage addons: finding a flow's transit, and answering in the provider's shape."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from mitmproxy import http
+
+from tollhouse import providers
+from tollhouse.audit.record import Decision
+from tollhouse.transit import Transit
+
+KEY = "tollhouse"
+log = logging.getLogger("tollhouse")
+
+
+def transit_of(flow: http.HTTPFlow) -> Transit | None:
+    """The transit the scope stage attached, or None for traffic Tollhouse does not handle."""
+    return flow.metadata.get(KEY)
+
+
+def active(flow: http.HTTPFlow) -> Transit | None:
+    """The transit of a flow still waiting for a stage's decision: not answered, failed or killed."""
+    if flow.response or flow.error or not flow.live:
+        return None
+    return transit_of(flow)
+
+
+def refuse(
+    flow: http.HTTPFlow, transit: Transit, status: int, refusal: str, message: str, stage: str
+) -> None:
+    """Answer the client instead of the provider, in the provider's own error shape and with
+    ``x-should-retry: false`` so SDKs raise at once. ``message`` reaches the client and the audit
+    log: it must never quote protected values or attack text."""
+    api = transit.entry.api
+    adapter = transit.adapter or (providers.ADAPTERS.get(api) if api else None)
+    if adapter is not None:
+        reply = adapter.error_reply(status, refusal, message)
+        body, headers = reply.body, dict(reply.headers)
+        status = reply.status
+    else:
+        body = json.dumps({"error": {"type": refusal, "message": message}}).encode()
+        headers = {"content-type": "application/json"}
+    headers["x-should-retry"] = "false"
+    headers["x-tollhouse-decision"] = f"block; stage={stage}"
+    flow.response = http.Response.make(status, body, headers)
+    transit.refused = True
+    transit.record.decision = Decision.BLOCK
+    transit.record.reason = f"{stage}: {message}"
+    log.info("exchange %s blocked at %s: %s", transit.record.id, stage, message)

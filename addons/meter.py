@@ -1,0 +1,64 @@
+"""Meter: estimate the prompt's tokens and worst-case cost before it is sent, and make sure a
+streamed response will report its real usage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+
+from addons._flow import active, refuse
+from tollhouse.exchange import Usage
+from tollhouse.policyfile import PolicyError
+from tollhouse.pricing import PriceBook, load_price_book
+from tollhouse.providers.base import Refusal
+from tollhouse.tokens import TokenCounter
+
+log = logging.getLogger("tollhouse.meter")
+
+# Prompts larger than this are counted in a worker thread so the event loop never stalls.
+_THREAD_THRESHOLD = 64 * 1024
+
+
+class Meter:
+    def __init__(self) -> None:
+        self.prices: PriceBook | None = None
+        self.counter: TokenCounter | None = None
+
+    def configure(self, updated):
+        if "tollhouse_rules" in updated:
+            try:
+                self.prices = load_price_book(Path(ctx.options.tollhouse_rules) / "prices.yaml")
+            except PolicyError as exc:
+                # A running gateway keeps its last good prices; a starting one refuses to start.
+                if self.prices is None:
+                    raise exceptions.OptionsError(str(exc)) from exc
+                log.error("keeping the previous price overrides: %s", exc)
+        if "tollhouse_data" in updated:
+            self.counter = TokenCounter(Path(ctx.options.tollhouse_data) / "cache" / "tiktoken")
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        transit = active(flow)
+        if transit is None or transit.exchange is None:
+            return
+        exchange, record = transit.exchange, transit.record
+        texts = [s.text for s in exchange.segments]
+        assert self.counter is not None and self.prices is not None
+        try:
+            if sum(map(len, texts)) > _THREAD_THRESHOLD:
+                tokens = await asyncio.to_thread(self.counter.count_prompt, texts, exchange.model)
+            else:
+                tokens = self.counter.count_prompt(texts, exchange.model)
+        except Exception:
+            log.exception("token estimate failed for exchange %s", record.id)
+            refuse(flow, transit, 502, Refusal.GATEWAY,
+                   "the gateway could not meter this request; it was not sent", "meter")
+            return
+        record.tokens_in_estimated = tokens
+        worst = Usage(input_tokens=tokens, output_tokens=exchange.max_output_tokens or 0)
+        cost = self.prices.cost(transit.entry.name, exchange.model, worst)
+        record.cost_estimated_usd = float(cost) if cost is not None else None
+        if exchange.stream and transit.adapter is not None:
+            transit.adapter.ask_for_stream_usage(exchange)

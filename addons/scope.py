@@ -1,0 +1,75 @@
+"""Scope: decrypt only the hosts in the AI catalog; everything else passes through untouched."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http, tls
+
+from addons._flow import KEY, refuse, transit_of
+from tollhouse.audit.record import ExchangeRecord
+from tollhouse.catalog import Catalog, Handling, load_catalog
+from tollhouse.policyfile import PolicyError
+from tollhouse.providers.base import Refusal
+from tollhouse.transit import Transit
+
+log = logging.getLogger("tollhouse.scope")
+
+
+class Scope:
+    def __init__(self) -> None:
+        self.catalog: Catalog | None = None
+
+    def load(self, loader):
+        loader.add_option("tollhouse_rules", str, "rules", "Folder of Tollhouse policy files.")
+        loader.add_option("tollhouse_data", str, "data", "Folder of the audit log and gateway state.")
+
+    def configure(self, updated):
+        if "tollhouse_rules" in updated:
+            path = Path(ctx.options.tollhouse_rules) / "hosts.yaml"
+            try:
+                self.catalog = load_catalog(path)
+            except PolicyError as exc:
+                # A running gateway keeps its last good catalog; a starting one refuses to start.
+                if self.catalog is None:
+                    raise exceptions.OptionsError(str(exc)) from exc
+                log.error("keeping the previous host catalog: %s", exc)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        assert self.catalog is not None
+        sni = data.client_hello.sni
+        entry = self.catalog.match(sni)
+        if entry is None or not entry.decrypt and entry.handling != Handling.BLOCK:
+            data.ignore_connection = True
+        if entry is not None and entry.handling == Handling.OBSERVE:
+            # Shadow AI: the connection is seen (who, which app, when) without being decrypted.
+            audit = ctx.master.addons.get("audit")
+            if audit is not None:
+                client = data.context.client.peername
+                audit.observe_connection(
+                    client_addr=client[0] if client else None, sni=sni, handling=entry.handling
+                )
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or transit_of(flow):
+            return
+        assert self.catalog is not None
+        entry = self.catalog.match(flow.request.pretty_host) or self.catalog.match(
+            flow.client_conn.sni
+        )
+        if entry is None or entry.handling == Handling.OBSERVE:
+            return  # not ours: forwarded untouched and never recorded
+        peer = flow.client_conn.peername
+        record = ExchangeRecord(
+            client_addr=peer[0] if peer else None,
+            host=flow.request.pretty_host,
+            method=flow.request.method,
+            path=flow.request.path.split("?", 1)[0],  # query strings may carry API keys
+            provider=entry.name,
+        )
+        transit = Transit(entry=entry, record=record)
+        flow.metadata[KEY] = transit
+        if entry.handling == Handling.BLOCK:
+            refuse(flow, transit, 403, Refusal.PERMISSION,
+                   f"{entry.name} is blocked by your organization's AI policy", "scope")

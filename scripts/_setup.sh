@@ -1,0 +1,40 @@
+# Shared by scripts/run and scripts/test: find Python 3.12+, create .venv, install the project.
+# Sourced, not executed. Installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+find_python() {
+  local candidate
+  for candidate in python3.13 python3.12; do
+    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
+  done
+  if command -v pyenv >/dev/null 2>&1 || [ -d "${PYENV_ROOT:-$HOME/.pyenv}" ]; then
+    local root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+    for candidate in "$root"/versions/3.13*/bin/python3.13 "$root"/versions/3.12*/bin/python3.12; do
+      if [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+    done
+  fi
+  return 1
+}
+
+setup_venv() {  # $1: the extras to install, e.g. "" or "[dev]"
+  local extras="${1:-}"
+  if [ ! -x .venv/bin/python ]; then
+    local python
+    if ! python="$(find_python)"; then
+      echo "Tollhouse needs Python 3.12 or newer: no python3.12/python3.13 on PATH or under pyenv." >&2
+      echo "Install it (e.g. 'pyenv install 3.12') and run this again." >&2
+      exit 1
+    fi
+    echo "creating .venv with $python" >&2
+    "$python" -m venv .venv
+  fi
+  local stamp=".venv/.tollhouse-installed${extras}"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "installing tollhouse${extras} into .venv" >&2
+    .venv/bin/python -m pip install --quiet --upgrade pip >&2
+    .venv/bin/python -m pip install --quiet -e ".${extras}" >&2
+    touch "$stamp"
+  fi
+}

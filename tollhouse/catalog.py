@@ -1,0 +1,135 @@
+"""The host catalog (rules/hosts.yaml): which hosts are AI services, and how each is handled."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tollhouse.policyfile import PolicyDocument, PolicyError, load_policy_file
+
+APIS = frozenset({"openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "cohere"})
+CONSUMER_HANDLING = frozenset({"observe", "inspect", "block"})
+_HOST_PATTERN = re.compile(r"^(\*|[a-z0-9-]+)?([a-z0-9*-]*)(\.[a-z0-9*-]+)+$")
+
+
+class Handling:
+    INTERCEPT = "intercept"  # decrypt, parse and audit (every API host)
+    OBSERVE = "observe"  # never decrypted; the connection is recorded from its ClientHello
+    INSPECT = "inspect"  # a consumer app decrypted and audited like an API
+    BLOCK = "block"  # connection refused
+
+
+@dataclass(frozen=True, slots=True)
+class HostEntry:
+    """What the catalog says about one host."""
+
+    name: str  # provider (APIs) or app name (consumer apps)
+    api: str | None  # wire format for APIs; None for consumer apps
+    kind: str  # "api" or "consumer"
+    handling: str
+
+    @property
+    def decrypt(self) -> bool:
+        return self.handling in (Handling.INTERCEPT, Handling.INSPECT)
+
+
+class Catalog:
+    """Host lookup: exact names from a dict, patterns through one compiled regex."""
+
+    def __init__(self, entries: list[tuple[str, HostEntry]]) -> None:
+        self._exact: dict[str, HostEntry] = {}
+        self._patterns: list[tuple[str, HostEntry]] = []
+        for host, entry in entries:
+            if "*" in host:
+                self._patterns.append((host, entry))
+            else:
+                self._exact[host] = entry
+        alternatives = [
+            f"(?P<p{i}>{re.escape(host).replace(r'\*', '[a-z0-9-]+')})"
+            for i, (host, _) in enumerate(self._patterns)
+        ]
+        self._regex = re.compile("|".join(alternatives)) if alternatives else None
+
+    def match(self, host: str | None) -> HostEntry | None:
+        """The entry for ``host`` (case-insensitive, trailing dot ignored), or None."""
+        if not host:
+            return None
+        host = host.lower().rstrip(".")
+        if entry := self._exact.get(host):
+            return entry
+        if self._regex and (m := self._regex.fullmatch(host)):
+            assert m.lastgroup is not None
+            return self._patterns[int(m.lastgroup[1:])][1]
+        return None
+
+    def api_hosts(self) -> list[str]:
+        """Every API host name and pattern, e.g. for a test certificate's SANs."""
+        names = [h for h, e in self._exact.items() if e.kind == "api"]
+        return names + [h for h, e in self._patterns if e.kind == "api"]
+
+
+def _hosts(doc: PolicyDocument, path: tuple[str | int, ...], value: object) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise doc.error(path, "must be a non-empty list of host names")
+    out = []
+    for i, host in enumerate(value):
+        if not isinstance(host, str) or not _HOST_PATTERN.match(host.lower()):
+            raise doc.error((*path, i), f"not a host name or pattern: {host!r}")
+        out.append(host.lower())
+    return out
+
+
+def _text(doc: PolicyDocument, item: dict, path: tuple[str | int, ...], key: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise doc.error((*path, key), "required, must be text")
+    return value
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Load and validate a hosts file. Raises :class:`PolicyError` naming file, line and field."""
+    doc = load_policy_file(path)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise doc.error((), "must be a mapping with `apis` and `consumer_apps`")
+    unknown = set(data) - {"version", "apis", "consumer_apps"}
+    if unknown:
+        raise doc.error((sorted(unknown)[0],), "unknown key")
+    entries: list[tuple[str, HostEntry]] = []
+    seen: dict[str, str] = {}
+    for section, kind in (("apis", "api"), ("consumer_apps", "consumer")):
+        items = data.get(section) or []
+        if not isinstance(items, list):
+            raise doc.error((section,), "must be a list")
+        for i, item in enumerate(items):
+            where: tuple[str | int, ...] = (section, i)
+            if not isinstance(item, dict):
+                raise doc.error(where, "must be a mapping")
+            if kind == "api":
+                name = _text(doc, item, where, "provider")
+                api = _text(doc, item, where, "api")
+                if api not in APIS:
+                    raise doc.error((*where, "api"), f"unknown api {api!r}; one of {sorted(APIS)}")
+                entry = HostEntry(name, api, kind, Handling.INTERCEPT)
+                allowed = {"provider", "api", "hosts"}
+            else:
+                name = _text(doc, item, where, "name")
+                handling = item.get("handling", Handling.OBSERVE)
+                if handling not in CONSUMER_HANDLING:
+                    raise doc.error(
+                        (*where, "handling"), f"must be one of {sorted(CONSUMER_HANDLING)}"
+                    )
+                entry = HostEntry(name, None, kind, handling)
+                allowed = {"name", "hosts", "handling"}
+            if extra := set(item) - allowed:
+                raise doc.error((*where, sorted(extra)[0]), "unknown key")
+            for j, host in enumerate(_hosts(doc, (*where, "hosts"), item.get("hosts"))):
+                if host in seen:
+                    raise doc.error((*where, "hosts", j), f"{host} is already listed by {seen[host]}")
+                seen[host] = name
+                entries.append((host, entry))
+    return Catalog(entries)
+
+
+__all__ = ["Catalog", "Handling", "HostEntry", "PolicyError", "load_catalog"]

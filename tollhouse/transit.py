@@ -1,0 +1,44 @@
+"""What the pipeline knows about one exchange while it passes through the gateway.
+
+The scope stage creates a :class:`Transit` for every request to a catalog host and the addons keep
+it in ``flow.metadata``; each stage reads what earlier stages left and adds its own part. The audit
+stage turns its record into one row when the flow ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tollhouse.audit.record import ExchangeRecord
+from tollhouse.catalog import HostEntry
+from tollhouse.exchange import Exchange
+from tollhouse.providers.base import Adapter, StreamReader
+
+BODY_LIMIT = 256 * 1024  # characters of a request or response body kept in the audit log
+
+
+def clip(text: str, limit: int = BODY_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, with a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters not kept]"
+
+
+@dataclass
+class Transit:
+    """One exchange on its way through the pipeline."""
+
+    entry: HostEntry
+    record: ExchangeRecord
+    adapter: Adapter | None = None
+    exchange: Exchange | None = None
+    stream_reader: StreamReader | None = None
+    refused: bool = False  # the gateway answered; the request never went upstream
+    recorded: bool = False  # the audit row has been submitted
+    stream_bytes: bytearray = field(default_factory=bytearray)
+
+    def keep_stream_bytes(self, chunk: bytes, limit: int = BODY_LIMIT) -> None:
+        """Keep the start of a streamed body for the audit log, up to ``limit`` bytes."""
+        room = limit - len(self.stream_bytes)
+        if room > 0:
+            self.stream_bytes += chunk[:room]
