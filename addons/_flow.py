@@ -1,4 +1,4 @@
-"""Glue shared by the stage addons: finding a flow's transit, and answering in the provider's shape."""
+"""Glue shared by the stage addons: a flow's transit, and answers in the provider's shape."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def transit_of(flow: http.HTTPFlow) -> Transit | None:
 
 
 def active(flow: http.HTTPFlow) -> Transit | None:
-    """The transit of a flow still waiting for a stage's decision: not answered, failed or killed."""
+    """The transit of a flow still awaiting a stage's decision: not answered, failed or killed."""
     if flow.response or flow.error or not flow.live:
         return None
     return transit_of(flow)

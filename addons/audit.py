@@ -29,13 +29,20 @@ class Audit:
             self.writer = AuditWriter(data)
             self.writer.start()
 
-    def observe_connection(self, *, client_addr: str | None, sni: str | None, handling: str) -> None:
+    def observe_connection(
+        self, *, client_addr: str | None, sni: str | None, handling: str
+    ) -> None:
         """Record a connection that is seen but never decrypted (consumer apps in observe mode)."""
         if self.writer is not None:
             self.writer.submit(
                 "connections",
-                {"id": new_exchange_id(), "at": datetime.now(UTC), "client_addr": client_addr,
-                 "sni": sni, "handling": handling},
+                {
+                    "id": new_exchange_id(),
+                    "at": datetime.now(UTC),
+                    "client_addr": client_addr,
+                    "sni": sni,
+                    "handling": handling,
+                },
             )
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -54,8 +61,15 @@ class Audit:
         self.writer.submit("exchanges", record.as_row())
         log.info(
             "exchange %s %s %s %s -> %s tokens=%s/%s cost=%s %s",
-            record.id, record.provider, record.operation, record.model_sent or record.model_requested,
-            record.status, record.tokens_in, record.tokens_out, record.cost_usd, record.decision,
+            record.id,
+            record.provider,
+            record.operation,
+            record.model_sent or record.model_requested,
+            record.status,
+            record.tokens_in,
+            record.tokens_out,
+            record.cost_usd,
+            record.decision,
         )
 
     def done(self) -> None:

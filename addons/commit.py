@@ -24,14 +24,26 @@ class Commit:
                 try:
                     rendered = transit.adapter.render(exchange)
                 except SignedBodyError:
-                    refuse(flow, transit, 403, Refusal.PERMISSION,
-                           "policy requires changing this request, but its body is signed (SigV4) "
-                           "and cannot be changed; it was not sent", "commit")
+                    refuse(
+                        flow,
+                        transit,
+                        403,
+                        Refusal.PERMISSION,
+                        "policy requires changing this request, but its body is signed (SigV4) "
+                        "and cannot be changed; it was not sent",
+                        "commit",
+                    )
                     return
                 except Exception:
                     log.exception("render failed for exchange %s", record.id)
-                    refuse(flow, transit, 502, Refusal.GATEWAY,
-                           "the gateway could not rewrite this request; it was not sent", "commit")
+                    refuse(
+                        flow,
+                        transit,
+                        502,
+                        Refusal.GATEWAY,
+                        "the gateway could not rewrite this request; it was not sent",
+                        "commit",
+                    )
                     return
                 flow.request.content = rendered.body  # re-encoded with the client's encoding
                 flow.request.path = rendered.path

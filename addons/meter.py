@@ -53,8 +53,14 @@ class Meter:
                 tokens = self.counter.count_prompt(texts, exchange.model)
         except Exception:
             log.exception("token estimate failed for exchange %s", record.id)
-            refuse(flow, transit, 502, Refusal.GATEWAY,
-                   "the gateway could not meter this request; it was not sent", "meter")
+            refuse(
+                flow,
+                transit,
+                502,
+                Refusal.GATEWAY,
+                "the gateway could not meter this request; it was not sent",
+                "meter",
+            )
             return
         record.tokens_in_estimated = tokens
         worst = Usage(input_tokens=tokens, output_tokens=exchange.max_output_tokens or 0)

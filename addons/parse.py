@@ -30,8 +30,14 @@ class Parse:
         try:
             body = flow.request.get_content(strict=True) or b""
         except ValueError:
-            refuse(flow, transit, 400, Refusal.INVALID_REQUEST,
-                   "the request body could not be decoded (content-encoding)", "parse")
+            refuse(
+                flow,
+                transit,
+                400,
+                Refusal.INVALID_REQUEST,
+                "the request body could not be decoded (content-encoding)",
+                "parse",
+            )
             return
         request = Request(
             method=flow.request.method,
@@ -48,8 +54,14 @@ class Parse:
         except Exception:
             # Fail closed: an exchange we cannot read is never forwarded unscanned.
             log.exception("parse failed for exchange %s", record.id)
-            refuse(flow, transit, 502, Refusal.GATEWAY,
-                   "the gateway could not read this request; it was not sent", "parse")
+            refuse(
+                flow,
+                transit,
+                502,
+                Refusal.GATEWAY,
+                "the gateway could not read this request; it was not sent",
+                "parse",
+            )
             return
         transit.exchange = exchange
         record.operation = exchange.operation

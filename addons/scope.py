@@ -23,7 +23,9 @@ class Scope:
 
     def load(self, loader):
         loader.add_option("tollhouse_rules", str, "rules", "Folder of Tollhouse policy files.")
-        loader.add_option("tollhouse_data", str, "data", "Folder of the audit log and gateway state.")
+        loader.add_option(
+            "tollhouse_data", str, "data", "Folder of the audit log and gateway state."
+        )
 
     def configure(self, updated):
         if "tollhouse_rules" in updated:
@@ -40,7 +42,7 @@ class Scope:
         assert self.catalog is not None
         sni = data.client_hello.sni
         entry = self.catalog.match(sni)
-        if entry is None or not entry.decrypt and entry.handling != Handling.BLOCK:
+        if entry is None or (not entry.decrypt and entry.handling != Handling.BLOCK):
             data.ignore_connection = True
         if entry is not None and entry.handling == Handling.OBSERVE:
             # Shadow AI: the connection is seen (who, which app, when) without being decrypted.
@@ -71,5 +73,11 @@ class Scope:
         transit = Transit(entry=entry, record=record)
         flow.metadata[KEY] = transit
         if entry.handling == Handling.BLOCK:
-            refuse(flow, transit, 403, Refusal.PERMISSION,
-                   f"{entry.name} is blocked by your organization's AI policy", "scope")
+            refuse(
+                flow,
+                transit,
+                403,
+                Refusal.PERMISSION,
+                f"{entry.name} is blocked by your organization's AI policy",
+                "scope",
+            )

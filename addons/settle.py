@@ -40,7 +40,9 @@ class Settle:
             try:
                 return reader.close() if chunk == b"" else reader.feed(chunk)
             except Exception:
-                log.exception("stream reader failed for exchange %s; relaying raw", transit.record.id)
+                log.exception(
+                    "stream reader failed for exchange %s; relaying raw", transit.record.id
+                )
                 transit.stream_reader = None
                 return chunk
 

@@ -21,11 +21,15 @@ class Upstream:
 
     def load(self, loader):
         loader.add_option(
-            "tollhouse_upstream", list[str], [],
-            "Send a catalog host to another address: HOST=ADDR:PORT, or *=ADDR:PORT for every AI host.",
+            "tollhouse_upstream",
+            list[str],
+            [],
+            "Send a catalog host to another address: HOST=ADDR:PORT (* for every AI host).",
         )
         loader.add_option(
-            "tollhouse_upstream_ca", str, "",
+            "tollhouse_upstream_ca",
+            str,
+            "",
             "CA certificate (PEM) to trust, besides the system's, for upstream TLS.",
         )
 

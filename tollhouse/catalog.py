@@ -126,7 +126,9 @@ def load_catalog(path: Path) -> Catalog:
                 raise doc.error((*where, sorted(extra)[0]), "unknown key")
             for j, host in enumerate(_hosts(doc, (*where, "hosts"), item.get("hosts"))):
                 if host in seen:
-                    raise doc.error((*where, "hosts", j), f"{host} is already listed by {seen[host]}")
+                    raise doc.error(
+                        (*where, "hosts", j), f"{host} is already listed by {seen[host]}"
+                    )
                 seen[host] = name
                 entries.append((host, entry))
     return Catalog(entries)

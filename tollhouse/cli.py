@@ -15,9 +15,15 @@ COMMANDS = {"run": run, "audit": audit}
 
 def _deployment_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--rules", type=Path, default=Path("rules"), help="policy folder (default: rules/)")
-    common.add_argument("--data", type=Path, default=Path("data"), help="audit log and state (default: data/)")
-    common.add_argument("--certs", type=Path, default=Path("certs"), help="interception CA (default: certs/)")
+    common.add_argument(
+        "--rules", type=Path, default=Path("rules"), help="policy folder (default: rules/)"
+    )
+    common.add_argument(
+        "--data", type=Path, default=Path("data"), help="audit log and state (default: data/)"
+    )
+    common.add_argument(
+        "--certs", type=Path, default=Path("certs"), help="interception CA (default: certs/)"
+    )
     return common
 
 

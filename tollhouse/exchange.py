@@ -36,6 +36,7 @@ class Operation:
     GENERATE = "generate"  # Gemini / Vertex generateContent and streamGenerateContent
     CONVERSE = "converse"  # Bedrock Converse / ConverseStream
     INVOKE = "invoke"  # Bedrock InvokeModel / InvokeModelWithResponseStream
+    COUNT_TOKENS = "count_tokens"  # token counting: the prompt reaches the provider, no bill
     UNKNOWN = "unknown"  # an endpoint on an AI host that no adapter understands: recorded, passed
 
 
@@ -89,6 +90,8 @@ class Exchange:
     changed_segments: set[int] = field(default_factory=set)
     model_changed: bool = False
     body_changed: bool = False  # adapter-level changes such as asking for streamed usage
+    drop_stream_usage: bool = False  # the gateway asked for streamed usage the client did not
+    raw_body: bytes = field(default=b"", repr=False, compare=False)  # as received, for render
 
     def __post_init__(self) -> None:
         if self.model_requested is None:

@@ -12,7 +12,7 @@ FieldPath = tuple[str | int, ...]
 
 
 class PolicyError(ValueError):
-    """A policy file is invalid. ``str()`` reads ``rules/hosts.yaml:12: apis[3].hosts: <message>``."""
+    """A policy file is invalid; ``str()`` reads ``rules/hosts.yaml:12: apis[3].hosts: message``."""
 
     def __init__(self, file: Path | str, line: int | None, field: str, message: str) -> None:
         self.file, self.line, self.field, self.message = str(file), line, field, message
@@ -51,9 +51,13 @@ def _build(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> Any
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
             if not isinstance(key, str):
-                raise PolicyError("", key_node.start_mark.line + 1, field_name(path), "keys must be text")
+                raise PolicyError(
+                    "", key_node.start_mark.line + 1, field_name(path), "keys must be text"
+                )
             if key in out:
-                raise PolicyError("", key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key")
+                raise PolicyError(
+                    "", key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key"
+                )
             out[key] = _build(value_node, (*path, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -62,7 +66,7 @@ def _build(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> Any
 
 
 def load_policy_file(file: Path) -> PolicyDocument:
-    """Parse ``file`` (safe YAML only). Raises :class:`PolicyError` for unreadable or invalid YAML."""
+    """Parse ``file`` (safe YAML only). Raises :class:`PolicyError` if unreadable or invalid."""
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:

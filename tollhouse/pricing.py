@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 _MTOK = Decimal(1_000_000)
 # Our provider names (rules/hosts.yaml) → genai-prices provider ids, where they differ.
-_GENAI_PROVIDER = {"azure-openai": "azure", "gemini": "google", "vertex-ai": "google", "bedrock": "aws"}
+_GENAI_PROVIDER = {
+    "azure-openai": "azure",
+    "gemini": "google",
+    "vertex-ai": "google",
+    "bedrock": "aws",
+}
 _RATE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
 
 

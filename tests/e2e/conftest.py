@@ -94,7 +94,10 @@ class Gateway:
         while True:
             result = subprocess.run(
                 [str(BIN / "tollhouse"), "audit", "--data", str(self.data), "--json", sql],
-                capture_output=True, text=True, timeout=60, check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
             if result.returncode == 0:
                 rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -114,9 +117,16 @@ def fake_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProv
     log = tls / "fake.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "fake_provider.py"),
-             "--port", str(port), "--tls-dir", str(tls)],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "fake_provider.py"),
+                "--port",
+                str(port),
+                "--tls-dir",
+                str(tls),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(port, proc, log)
@@ -125,25 +135,50 @@ def fake_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProv
         stop(proc)
 
 
-def start_gateway(base: Path, fake: FakeProvider, rules: Path | None = None) -> tuple[Gateway, subprocess.Popen]:
+def start_gateway(
+    base: Path, fake: FakeProvider, rules: Path | None = None
+) -> tuple[Gateway, subprocess.Popen]:
     port = free_port()
     data, certs = base / "data", base / "certs"
     log = base / "gateway.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(BIN / "tollhouse"), "run", "--port", str(port),
-             "--rules", str(rules or ROOT / "rules"), "--data", str(data), "--certs", str(certs),
-             "--upstream", f"*=127.0.0.1:{fake.port}", "--upstream-ca", str(fake.ca)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=base,
+            [
+                str(BIN / "tollhouse"),
+                "run",
+                "--port",
+                str(port),
+                "--rules",
+                str(rules or ROOT / "rules"),
+                "--data",
+                str(data),
+                "--certs",
+                str(certs),
+                "--upstream",
+                f"*=127.0.0.1:{fake.port}",
+                "--upstream-ca",
+                str(fake.ca),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=base,
         )
     wait_for_port(port, proc, log)
-    gateway = Gateway(port=port, ca=certs / "ca.pem", data=data, rules=rules or ROOT / "rules",
-                      log=log, proxy=f"http://127.0.0.1:{port}")
+    gateway = Gateway(
+        port=port,
+        ca=certs / "ca.pem",
+        data=data,
+        rules=rules or ROOT / "rules",
+        log=log,
+        proxy=f"http://127.0.0.1:{port}",
+    )
     return gateway, proc
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fake_provider: FakeProvider) -> Iterator[Gateway]:
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, fake_provider: FakeProvider
+) -> Iterator[Gateway]:
     base = tmp_path_factory.mktemp("gateway")
     gw, proc = start_gateway(base, fake_provider)
     try:

@@ -49,10 +49,28 @@ def test_anthropic_message_and_stream(as_user):
 
 def curl(gateway, url: str, body: dict, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["curl", "-sS", "--fail-with-body", "-N", "--proxy", gateway.proxy, "--cacert",
-         str(gateway.ca), "-H", "content-type: application/json", "-H", "x-goog-api-key: test",
-         "--data", json.dumps(body), *extra, url],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            "-N",
+            "--proxy",
+            gateway.proxy,
+            "--cacert",
+            str(gateway.ca),
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "x-goog-api-key: test",
+            "--data",
+            json.dumps(body),
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -69,7 +87,9 @@ def test_gemini_generate_and_stream_with_curl(gateway):
     )
     row = rows[0]
     assert (row["provider"], row["operation"], row["model_requested"]) == (
-        "gemini", "generate", "gemini-2.5-flash"
+        "gemini",
+        "generate",
+        "gemini-2.5-flash",
     )
     assert row["tokens_in"] == answer["usageMetadata"]["promptTokenCount"]
     assert row["tokens_out"] == answer["usageMetadata"]["candidatesTokenCount"]
@@ -77,7 +97,9 @@ def test_gemini_generate_and_stream_with_curl(gateway):
 
     result = curl(gateway, f"{base}:streamGenerateContent?alt=sse", body)
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line[5:]) for line in result.stdout.splitlines() if line.startswith("data:")]
+    events = [
+        json.loads(line[5:]) for line in result.stdout.splitlines() if line.startswith("data:")
+    ]
     assert len(events) > 1
     rows = gateway.audit(
         "select stream, tokens_out from exchanges "

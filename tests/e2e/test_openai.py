@@ -128,7 +128,5 @@ def test_provider_error_passes_through_in_its_own_shape(as_user):
             messages=[{"role": "user", "content": "fail please"}],
             extra_headers={"x-fake-behavior": "error=429"},
         )
-    rows = as_user.audit(
-        "select status, decision from exchanges where status = 429", expect=1
-    )
+    rows = as_user.audit("select status, decision from exchanges where status = 429", expect=1)
     assert rows[0]["decision"] == "allow"

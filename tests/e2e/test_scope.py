@@ -1,4 +1,4 @@
-"""Only AI hosts are decrypted: anything else passes through with its own certificate, unrecorded."""
+"""Only AI hosts are decrypted: anything else passes with its own certificate, unrecorded."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ def test_other_https_hosts_pass_through_untouched(gateway, fake_provider):
     # "localhost" is not in the catalog. Through the gateway, the client must see the server's own
     # certificate (issued by the fake provider's CA), which proves the gateway did not decrypt.
     conn = http.client.HTTPSConnection(
-        "127.0.0.1", gateway.port,
-        context=ssl.create_default_context(cafile=str(fake_provider.ca)), timeout=30,
+        "127.0.0.1",
+        gateway.port,
+        context=ssl.create_default_context(cafile=str(fake_provider.ca)),
+        timeout=30,
     )
     conn.set_tunnel("localhost", fake_provider.port)
     conn.request("GET", "/_fake/requests")
@@ -29,8 +31,10 @@ def test_other_https_hosts_pass_through_untouched(gateway, fake_provider):
     # The same host with the gateway's CA fails: the certificate is not the gateway's.
     with pytest.raises(ssl.SSLCertVerificationError):
         conn = http.client.HTTPSConnection(
-            "127.0.0.1", gateway.port,
-            context=ssl.create_default_context(cafile=str(gateway.ca)), timeout=30,
+            "127.0.0.1",
+            gateway.port,
+            context=ssl.create_default_context(cafile=str(gateway.ca)),
+            timeout=30,
         )
         conn.set_tunnel("localhost", fake_provider.port)
         conn.request("GET", "/_fake/requests")
@@ -41,11 +45,26 @@ def test_other_https_hosts_pass_through_untouched(gateway, fake_provider):
 
 def test_curl_chat_through_the_gateway(gateway):
     result = subprocess.run(
-        ["curl", "-sS", "--fail-with-body", "--proxy", gateway.proxy, "--cacert", str(gateway.ca),
-         "-H", "authorization: Bearer sk-test", "-H", "content-type: application/json",
-         "--data", '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"curl says hi"}]}',
-         "https://api.openai.com/v1/chat/completions"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            "--proxy",
+            gateway.proxy,
+            "--cacert",
+            str(gateway.ca),
+            "-H",
+            "authorization: Bearer sk-test",
+            "-H",
+            "content-type: application/json",
+            "--data",
+            '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"curl says hi"}]}',
+            "https://api.openai.com/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert '"chat.completion"' in result.stdout
@@ -53,9 +72,21 @@ def test_curl_chat_through_the_gateway(gateway):
 
 def test_unknown_endpoint_on_an_ai_host_is_recorded_and_passed(gateway):
     result = subprocess.run(
-        ["curl", "-sS", "--proxy", gateway.proxy, "--cacert", str(gateway.ca),
-         "-H", "authorization: Bearer sk-test", "https://api.openai.com/v1/models/unknown-thing"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "curl",
+            "-sS",
+            "--proxy",
+            gateway.proxy,
+            "--cacert",
+            str(gateway.ca),
+            "-H",
+            "authorization: Bearer sk-test",
+            "https://api.openai.com/v1/models/unknown-thing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     rows = gateway.audit(

@@ -34,8 +34,15 @@ def test_api_hosts_are_intercepted(catalog, host, provider, api):
 
 @pytest.mark.parametrize(
     "host",
-    ["example.com", "openai.com.evil.test", "a.b.openai.azure.com", "s3.us-east-1.amazonaws.com",
-     "notapi.openai.com", "", None],
+    [
+        "example.com",
+        "openai.com.evil.test",
+        "a.b.openai.azure.com",
+        "s3.us-east-1.amazonaws.com",
+        "notapi.openai.com",
+        "",
+        None,
+    ],
 )
 def test_other_hosts_are_not_in_scope(catalog, host):
     assert catalog.match(host) is None
@@ -56,15 +63,25 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("apis:\n  - provider: x\n    api: nope\n    hosts: [a.example]\n", "hosts.yaml:3: apis[0].api"),
+        (
+            "apis:\n  - provider: x\n    api: nope\n    hosts: [a.example]\n",
+            "hosts.yaml:3: apis[0].api",
+        ),
         ("apis:\n  - provider: x\n    api: openai\n    hosts: []\n", "hosts.yaml:4: apis[0].hosts"),
         ("apis:\n  - provider: x\n    api: openai\n    hosts: ['bad host']\n", "apis[0].hosts[0]"),
-        ("consumer_apps:\n  - name: c\n    hosts: [c.example]\n    handling: spy\n",
-         "hosts.yaml:4: consumer_apps[0].handling"),
-        ("apis:\n  - provider: x\n    api: openai\n    hosts: [a.example]\n    colour: red\n",
-         "hosts.yaml:5: apis[0].colour"),
-        ("apis:\n  - provider: x\n    api: openai\n    hosts: [a.example]\n"
-         "  - provider: y\n    api: openai\n    hosts: [a.example]\n", "apis[1].hosts[0]"),
+        (
+            "consumer_apps:\n  - name: c\n    hosts: [c.example]\n    handling: spy\n",
+            "hosts.yaml:4: consumer_apps[0].handling",
+        ),
+        (
+            "apis:\n  - provider: x\n    api: openai\n    hosts: [a.example]\n    colour: red\n",
+            "hosts.yaml:5: apis[0].colour",
+        ),
+        (
+            "apis:\n  - provider: x\n    api: openai\n    hosts: [a.example]\n"
+            "  - provider: y\n    api: openai\n    hosts: [a.example]\n",
+            "apis[1].hosts[0]",
+        ),
         ("apis: [\n", "hosts.yaml:"),
     ],
 )

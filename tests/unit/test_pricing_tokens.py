@@ -74,12 +74,16 @@ def test_override_with_cache_rates(tmp_path):
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("models:\n  - model: x\n    input_per_mtok: -1\n    output_per_mtok: 1\n",
-         "prices.yaml:3: models[0].input_per_mtok"),
+        (
+            "models:\n  - model: x\n    input_per_mtok: -1\n    output_per_mtok: 1\n",
+            "prices.yaml:3: models[0].input_per_mtok",
+        ),
         ("models:\n  - model: x\n    input_per_mtok: 1\n", "models[0].output_per_mtok"),
         ("models:\n  - input_per_mtok: 1\n    output_per_mtok: 1\n", "models[0].model"),
-        ("models:\n  - model: x\n    input_per_mtok: 1\n    output_per_mtok: '2'\n",
-         "prices.yaml:4: models[0].output_per_mtok"),
+        (
+            "models:\n  - model: x\n    input_per_mtok: 1\n    output_per_mtok: '2'\n",
+            "prices.yaml:4: models[0].output_per_mtok",
+        ),
     ],
 )
 def test_bad_prices_name_file_line_and_field(tmp_path, text, where):

@@ -14,7 +14,9 @@ from tollhouse.upstreams import parse_upstreams
 MODES = ("regular", "transparent", "reverse:URL", "upstream:URL", "wireguard")
 
 
-def add_parser(subparsers: argparse._SubParsersAction, name: str, common: argparse.ArgumentParser) -> None:
+def add_parser(
+    subparsers: argparse._SubParsersAction, name: str, common: argparse.ArgumentParser
+) -> None:
     p = subparsers.add_parser(name, parents=[common], help="start the gateway")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
@@ -22,7 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, common: argpar
         "--mode", default="regular", help=f"mitmproxy mode: {', '.join(MODES)} (default regular)"
     )
     p.add_argument(
-        "--upstream", action="append", default=[], metavar="HOST=ADDR:PORT",
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST=ADDR:PORT",
         help="send a catalog host's traffic to another address; '*' for every AI host (repeatable)",
     )
     p.add_argument("--upstream-ca", type=Path, help="CA certificate (PEM) to trust for upstreams")
@@ -39,16 +44,24 @@ def addon_chain() -> Path:
 def mitmproxy_args(args: argparse.Namespace) -> list[str]:
     """The mitmproxy command line for these options."""
     out = [
-        "-s", str(addon_chain()),
-        "--listen-host", args.host,
-        "--listen-port", str(args.port),
-        "--mode", args.mode,
-        "--set", f"confdir={args.certs.resolve()}",
-        "--set", f"tollhouse_rules={args.rules.resolve()}",
-        "--set", f"tollhouse_data={args.data.resolve()}",
+        "-s",
+        str(addon_chain()),
+        "--listen-host",
+        args.host,
+        "--listen-port",
+        str(args.port),
+        "--mode",
+        args.mode,
+        "--set",
+        f"confdir={args.certs.resolve()}",
+        "--set",
+        f"tollhouse_rules={args.rules.resolve()}",
+        "--set",
+        f"tollhouse_data={args.data.resolve()}",
         # mitmproxy's own per-flow lines would print URLs (Gemini puts API keys in the query
         # string); the audit stage logs its own line per exchange instead.
-        "--set", "flow_detail=0",
+        "--set",
+        "flow_detail=0",
     ]
     for spec in args.upstream:
         out += ["--set", f"tollhouse_upstream={spec}"]
