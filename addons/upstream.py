@@ -4,6 +4,7 @@ TLS still verified against the original host name."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import certifi
@@ -22,7 +23,7 @@ class Upstream:
     def load(self, loader):
         loader.add_option(
             "tollhouse_upstream",
-            list[str],
+            Sequence[str],
             [],
             "Send a catalog host to another address: HOST=ADDR:PORT (* for every AI host).",
         )

@@ -18,7 +18,7 @@ class Decision:
     """What the gateway did with an exchange."""
 
     ALLOW = "allow"  # forwarded (possibly changed)
-    PASS = "pass"  # forwarded unparsed: an endpoint no adapter knows
+    PASS = "pass"  # noqa: S105 - forwarded unparsed: an endpoint no adapter knows
     BLOCK = "block"  # answered by the gateway; ``reason`` says which stage and why
     ERROR = "error"  # the upstream or client connection failed
 

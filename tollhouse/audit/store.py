@@ -1,8 +1,9 @@
 """Writing rows into the audit database: conversion, the fast batch insert, and error triage.
 
 Used only by the writer thread. Inserts pass each column as one Python list and ``UNNEST`` them:
-with no pandas or pyarrow this is the fastest path in duckdb 2.x (500 exchange rows: ~20 ms to
-insert, vs ~250 ms for a multi-row VALUES and ~2.7 s for ``executemany``).
+with no pandas or pyarrow this is the fastest path in duckdb 2.x. Measured for 500 exchange rows,
+open + insert + commit + close: ~60 ms (UNNEST), ~250 ms (one multi-row VALUES), ~2.7 s
+(``executemany``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,195 @@
+"""Reading the audit log while the gateway writes it.
+
+The writer holds the database file only for the moment of a batch, so a read-only open succeeds
+between batches; :func:`open_readonly` retries with a short backoff until then. Keep read
+connections short-lived: while one is open, the writer cannot open the file and spools instead.
+
+Read connections are read-only (DuckDB refuses INSERT, DELETE, DDL on the file) and have external
+access disabled, so a query cannot write or read other files either (``COPY ... TO``,
+``read_csv``, ``ATTACH``, ``INSTALL``). Times are returned in UTC.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tollhouse.audit.spool import REJECTED_NAME, SPOOL_NAME, count_lines
+from tollhouse.audit.store import DB_NAME, is_lock_error
+
+
+class AuditError(Exception):
+    """A problem reading the audit log, with a message meant for the person who asked."""
+
+
+class NoDatabase(AuditError):
+    """There is no audit database in the data folder (yet)."""
+
+
+class DatabaseLocked(AuditError):
+    """Another process kept the database open for longer than we were willing to wait."""
+
+
+class QueryError(AuditError):
+    """DuckDB refused the query (syntax, unknown column, an attempt to write...)."""
+
+
+def database_path(data_dir: Path) -> Path:
+    return Path(data_dir) / DB_NAME
+
+
+def open_readonly(data_dir: Path, wait: float = 5.0) -> duckdb.DuckDBPyConnection:
+    """Open the audit database read-only, retrying while another process holds it.
+
+    Raises :class:`NoDatabase` if the file does not exist, :class:`DatabaseLocked` if it stays
+    locked for ``wait`` seconds, :class:`AuditError` if it cannot be opened at all (e.g. corrupt).
+    Close the connection promptly.
+    """
+    path = database_path(data_dir)
+    if not path.exists():
+        raise NoDatabase(_no_database_message(Path(data_dir)))
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            con = duckdb.connect(
+                str(path), read_only=True, config={"enable_external_access": False}
+            )
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            # Another process's lock (IOException), or a writer open in this very process
+            # (ConnectionException: "different configuration"): both pass; anything else won't.
+            if not is_lock_error(exc):
+                raise AuditError(f"cannot open {path}: {exc}") from None
+            if time.monotonic() + delay > deadline:
+                raise DatabaseLocked(
+                    f"{path} stayed locked by another process for {wait:g} s "
+                    f"(a long-running query?); try again, or raise --wait"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            continue
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+
+def run_query(
+    data_dir: Path, sql: str, *, wait: float = 5.0, max_rows: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one read-only query; return (column names, rows).
+
+    Raises :class:`QueryError` with DuckDB's message if the query fails, including any attempt to
+    change the database. ``max_rows`` stops fetching after that many rows. A statement without a
+    result (e.g. ``SET``) returns ``([], [])``.
+    """
+    con = open_readonly(data_dir, wait)
+    try:
+        try:
+            cur = con.execute(sql)
+            if cur.description is None:
+                return [], []
+            columns = [d[0] for d in cur.description]
+            rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
+        except duckdb.Error as exc:
+            raise QueryError(_query_message(exc)) from None
+        return columns, rows
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Usage of one (provider, model), or the totals when both are None."""
+
+    provider: str | None
+    model: str | None
+    exchanges: int
+    blocked: int
+    errors: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``tollhouse audit`` shows with no query."""
+
+    database: Path
+    rows: list[UsageRow] = field(default_factory=list)  # by provider and model, costliest first
+    total: UsageRow | None = None
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    spool_pending: int = 0  # rows in audit-spool.jsonl, not yet in the database
+    rejected: int = 0  # rows the database refused, kept in audit-rejected.jsonl
+
+
+# The model the provider says answered, else the one we sent, else the one asked for.
+_SUMMARY_SQL = """
+SELECT provider,
+       coalesce(model_answered, model_sent, model_requested) AS model,
+       count(*) AS exchanges,
+       count(*) FILTER (WHERE decision = 'block') AS blocked,
+       count(*) FILTER (WHERE decision = 'error') AS errors,
+       coalesce(sum(tokens_in), 0) AS tokens_in,
+       coalesce(sum(tokens_out), 0) AS tokens_out,
+       coalesce(sum(cost_usd), 0) AS cost_usd
+FROM exchanges
+GROUP BY GROUPING SETS ((provider, model), ())
+ORDER BY grouping(provider, model) ASC, cost_usd DESC, exchanges DESC, provider, model
+"""
+
+
+def summary(data_dir: Path, *, wait: float = 5.0) -> Summary:
+    """Exchanges, tokens and cost by provider and model, totals, time range, and spool backlog."""
+    con = open_readonly(data_dir, wait)
+    try:
+        try:
+            grouped = con.execute(_SUMMARY_SQL).fetchall()
+            span = con.execute("SELECT min(started_at), max(started_at) FROM exchanges").fetchone()
+        except duckdb.Error as exc:
+            raise QueryError(_query_message(exc)) from None
+    finally:
+        con.close()
+    by_model = [_usage(r) for r in grouped[:-1]]
+    total = _usage(grouped[-1]) if grouped else None
+    first, last = span if span else (None, None)
+    return Summary(
+        database=database_path(data_dir),
+        rows=by_model,
+        total=total,
+        first_at=first,
+        last_at=last,
+        spool_pending=count_lines(Path(data_dir) / SPOOL_NAME),
+        rejected=count_lines(Path(data_dir) / REJECTED_NAME),
+    )
+
+
+def _usage(row: tuple[Any, ...]) -> UsageRow:
+    provider, model, exchanges, blocked, errors, tokens_in, tokens_out, cost = row
+    return UsageRow(
+        provider, model, int(exchanges), int(blocked), int(errors),
+        int(tokens_in), int(tokens_out), float(cost),
+    )  # fmt: skip
+
+
+def _query_message(exc: duckdb.Error) -> str:
+    text = str(exc).strip()
+    if "read-only mode" in text:
+        return f"the audit log is read-only here; only queries are allowed ({text})"
+    return text
+
+
+def _no_database_message(data_dir: Path) -> str:
+    message = (
+        f"no audit database at {database_path(data_dir)}: the gateway creates it on the first "
+        f"exchange it records (is --data pointing at the gateway's data folder?)"
+    )
+    pending = count_lines(data_dir / SPOOL_NAME)
+    if pending:
+        message += f"; {pending} row(s) are waiting in {data_dir / SPOOL_NAME}"
+    return message
