@@ -63,7 +63,8 @@ class Settle:
         else:
             body = flow.response.get_content(strict=False) or b""
             record.response_body = clip(body.decode("utf-8", "replace")) if body else None
-            summary = self._summarize(transit, body)
+            headers = {k.lower(): v for k, v in flow.response.headers.items()}
+            summary = self._summarize(transit, body, headers)
         if summary is not None:
             self._charge(transit, summary)
 
@@ -80,11 +81,13 @@ class Settle:
             record.response_body = clip(bytes(transit.stream_bytes).decode("utf-8", "replace"))
             self._charge(transit, transit.stream_reader.summary)
 
-    def _summarize(self, transit: Transit, body: bytes) -> ResponseSummary | None:
+    def _summarize(
+        self, transit: Transit, body: bytes, headers: dict[str, str]
+    ) -> ResponseSummary | None:
         if transit.adapter is None or transit.exchange is None or not body:
             return None
         try:
-            return transit.adapter.summarize(transit.exchange, body)
+            return transit.adapter.summarize(transit.exchange, body, headers)
         except Exception:
             log.warning("could not read usage of exchange %s", transit.record.id, exc_info=True)
             return None

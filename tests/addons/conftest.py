@@ -6,6 +6,7 @@ import contextlib
 import ssl
 
 from mitmproxy import connection, tls
+from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy import context
 from mitmproxy.test import taddons, tflow
 
@@ -17,7 +18,7 @@ def client_hello(sni: str | None) -> tls.ClientHello:
     conn = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
     with contextlib.suppress(ssl.SSLWantReadError):
         conn.do_handshake()
-    hello = tls.parse_client_hello(outgoing.read())
+    hello = parse_client_hello(outgoing.read())
     assert hello is not None
     return hello
 

@@ -1,4 +1,5 @@
-"""The contract every provider adapter fulfils. Adapters are the only code that knows a wire format."""
+"""The contract every provider adapter fulfils. Adapters are the only code that knows a wire
+format."""
 
 from __future__ import annotations
 
@@ -15,17 +16,19 @@ class ParseError(ValueError):
 
 
 class SignedBodyError(RuntimeError):
-    """The body is covered by a signature (AWS SigV4) and cannot be rewritten without breaking it."""
+    """The body is covered by a signature (AWS SigV4) and cannot be rewritten without breaking
+    it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What an adapter sees of an HTTP request. ``headers`` has lower-case names; ``body`` is already
-    content-decoded (gzip, br, zstd, deflate)."""
+    """What an adapter sees of an HTTP request. ``headers`` has lower-case names; ``body`` is
+    already content-decoded (gzip, br, zstd, deflate)."""
 
     method: str
     host: str
-    path: str  # path and query string as sent, e.g. "/v1beta/models/gemini-2.5-flash:generateContent?alt=sse"
+    # path and query string as sent, e.g. "/v1beta/models/gemini-2.5-flash:generateContent?alt=sse"
+    path: str
     headers: Mapping[str, str]
     body: bytes
 
@@ -93,7 +96,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def operation(self, method: str, path: str) -> str | None:
-        """The :class:`~tollhouse.exchange.Operation` at this endpoint, or None if it is not ours."""
+        """The :class:`~tollhouse.exchange.Operation` at this endpoint, or None if not ours."""
 
     @abstractmethod
     def parse(self, provider: str, request: Request) -> Exchange:
@@ -111,8 +114,11 @@ class Adapter(ABC):
         return False
 
     @abstractmethod
-    def summarize(self, exchange: Exchange, body: bytes) -> ResponseSummary:
-        """Read usage, answering model and output text from a complete (non-streamed) response."""
+    def summarize(
+        self, exchange: Exchange, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> ResponseSummary:
+        """Read usage, answering model and output text from a complete (non-streamed) response.
+        ``headers`` (lower-case names) matter where usage travels in them (Bedrock InvokeModel)."""
 
     @abstractmethod
     def stream_reader(self, exchange: Exchange, content_type: str) -> StreamReader:
