@@ -6,8 +6,8 @@ import contextlib
 import ssl
 
 from mitmproxy import connection, tls
-from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy import context
+from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.test import taddons, tflow
 
 
