@@ -59,6 +59,10 @@ class Audit:
         record = transit.record
         record.finish()
         self.writer.submit("exchanges", record.as_row())
+        for finding in transit.findings:
+            self.writer.submit("findings", finding)
+        for event in transit.events:
+            self.writer.submit("events", {"at": record.ended_at, **event})
         log.info(
             "exchange %s %s %s %s -> %s tokens=%s/%s cost=%s %s",
             record.id,

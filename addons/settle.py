@@ -31,20 +31,22 @@ class Settle:
             return
         reader = adapter.stream_reader(exchange, content_type) if adapter and exchange else None
         transit.stream_reader = reader
+        filters = transit.stream_filters
 
         def relay(chunk: bytes) -> Iterable[bytes] | bytes:
             # Called by mitmproxy for each chunk as it arrives, and with b"" once at the end.
+            nonlocal reader
+            end = chunk == b""
             transit.keep_stream_bytes(chunk)
-            if reader is None:
-                return chunk
-            try:
-                return reader.close() if chunk == b"" else reader.feed(chunk)
-            except Exception:
-                log.exception(
-                    "stream reader failed for exchange %s; relaying raw", transit.record.id
-                )
-                transit.stream_reader = None
-                return chunk
+            if reader is not None:
+                try:
+                    chunk = reader.close() if end else reader.feed(chunk)
+                except Exception:
+                    log.exception("stream reader failed for %s; relaying raw", transit.record.id)
+                    reader = transit.stream_reader = None
+            for stream_filter in filters:
+                chunk = stream_filter.feed(chunk) + (stream_filter.close() if end else b"")
+            return chunk
 
         flow.response.stream = relay
 

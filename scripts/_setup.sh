@@ -4,17 +4,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+works() {  # a candidate counts only if it runs and is 3.12 or newer (pyenv shims may not run)
+  "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1
+}
+
 find_python() {
-  local candidate
-  for candidate in python3.13 python3.12; do
-    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
+  local candidate root="${PYENV_ROOT:-$HOME/.pyenv}"
+  command -v pyenv >/dev/null 2>&1 && root="$(pyenv root)"
+  for candidate in "$(command -v python3.12 || true)" "$(command -v python3.13 || true)" \
+      "$root"/versions/3.12*/bin/python3.12 "$root"/versions/3.13*/bin/python3.13; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && works "$candidate"; then
+      echo "$candidate"; return 0
+    fi
   done
-  if command -v pyenv >/dev/null 2>&1 || [ -d "${PYENV_ROOT:-$HOME/.pyenv}" ]; then
-    local root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
-    for candidate in "$root"/versions/3.13*/bin/python3.13 "$root"/versions/3.12*/bin/python3.12; do
-      if [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
-    done
-  fi
   return 1
 }
 

@@ -8,6 +8,7 @@ stage turns its record into one row when the flow ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tollhouse.audit.record import ExchangeRecord
 from tollhouse.catalog import HostEntry
@@ -24,6 +25,15 @@ def clip(text: str, limit: int = BODY_LIMIT) -> str:
     return text[:limit] + f"\n[... {len(text) - limit} more characters not kept]"
 
 
+class StreamFilter(Protocol):
+    """Rewrites a streamed response body on its way to the client (e.g. restoring redacted values).
+    ``feed`` returns what may be sent now; ``close`` returns what it held back."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
 @dataclass
 class Transit:
     """One exchange on its way through the pipeline."""
@@ -36,6 +46,15 @@ class Transit:
     refused: bool = False  # the gateway answered; the request never went upstream
     recorded: bool = False  # the audit row has been submitted
     stream_bytes: bytearray = field(default_factory=bytearray)
+    stream_filters: list[StreamFilter] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # rows of the `findings` table
+    events: list[dict[str, Any]] = field(default_factory=list)  # rows of the `events` table
+
+    def event(self, stage: str, kind: str, **detail: Any) -> None:
+        """Note something a stage did (a flag, a warning, a rewrite) for the audit `events` table."""
+        self.events.append(
+            {"exchange_id": self.record.id, "stage": stage, "kind": kind, "detail": detail}
+        )
 
     def keep_stream_bytes(self, chunk: bytes, limit: int = BODY_LIMIT) -> None:
         """Keep the start of a streamed body for the audit log, up to ``limit`` bytes."""
