@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
 
 from mitmproxy import ctx, http
 
 from addons._flow import transit_of
 from tollhouse.audit.record import Decision
+from tollhouse.exchange import Usage
 from tollhouse.providers.base import ResponseSummary
 from tollhouse.transit import Transit, clip
 
@@ -58,6 +60,7 @@ class Settle:
         record.status = flow.response.status_code
         if transit.refused:
             record.response_body = clip(flow.response.get_text(strict=False) or "")
+            self._close_reservation(transit, None, None)
             return
         if flow.response.stream:
             record.response_body = clip(bytes(transit.stream_bytes).decode("utf-8", "replace"))
@@ -67,8 +70,7 @@ class Settle:
             record.response_body = clip(body.decode("utf-8", "replace")) if body else None
             headers = {k.lower(): v for k, v in flow.response.headers.items()}
             summary = self._summarize(transit, body, headers)
-        if summary is not None:
-            self._charge(transit, summary)
+        self._charge(transit, summary)
 
     def error(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
@@ -78,10 +80,12 @@ class Settle:
         record.error = flow.error.msg if flow.error else "unknown error"
         if record.decision != Decision.BLOCK:
             record.decision = Decision.ERROR
+        summary = None
         if transit.stream_reader is not None:
             # A broken stream is charged what the provider reported before it broke.
             record.response_body = clip(bytes(transit.stream_bytes).decode("utf-8", "replace"))
-            self._charge(transit, transit.stream_reader.summary)
+            summary = transit.stream_reader.summary
+        self._charge(transit, summary)
 
     def _summarize(
         self, transit: Transit, body: bytes, headers: dict[str, str]
@@ -94,19 +98,41 @@ class Settle:
             log.warning("could not read usage of exchange %s", transit.record.id, exc_info=True)
             return None
 
-    def _charge(self, transit: Transit, summary: ResponseSummary) -> None:
+    def _charge(self, transit: Transit, summary: ResponseSummary | None) -> None:
+        """Record usage and cost, and settle the budget reservation with them."""
         record = transit.record
-        record.model_answered = summary.model
-        if summary.usage is None:
-            return
-        record.tokens_in = summary.usage.input_tokens
-        record.tokens_out = summary.usage.output_tokens
+        usage = summary.usage if summary is not None else None
+        cost = None
+        if summary is not None:
+            record.model_answered = summary.model
+        if usage is not None:
+            record.tokens_in, record.tokens_out = usage.input_tokens, usage.output_tokens
+            cost = self._price(transit, summary.model if summary else None, usage)
+            record.cost_usd = float(cost) if cost is not None else None
+        self._close_reservation(transit, cost, usage)
+
+    def _price(self, transit: Transit, answered: str | None, usage: Usage) -> Decimal | None:
         meter = ctx.master.addons.get("meter")
         if meter is None or meter.prices is None:
-            return
+            return None
+        record = transit.record
         # The answering model first: Azure's deployment names, for one, are not priceable.
-        for model in dict.fromkeys((summary.model, record.model_sent, record.model_requested)):
-            cost = meter.prices.cost(record.provider, model, summary.usage)
+        for model in dict.fromkeys((answered, record.model_sent, record.model_requested)):
+            cost = meter.prices.cost(record.provider, model, usage)
             if cost is not None:
-                record.cost_usd = float(cost)
-                return
+                return cost
+        return None
+
+    def _close_reservation(
+        self, transit: Transit, cost: Decimal | None, usage: Usage | None
+    ) -> None:
+        reservation, transit.reservation = transit.reservation, None
+        if reservation is None:
+            return
+        try:
+            if usage is None:
+                reservation.release()
+            else:
+                reservation.settle(cost, usage)
+        except Exception:
+            log.exception("could not settle the budget of exchange %s", transit.record.id)

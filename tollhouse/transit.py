@@ -8,11 +8,12 @@ stage turns its record into one row when the flow ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from tollhouse.audit.record import ExchangeRecord
 from tollhouse.catalog import HostEntry
-from tollhouse.exchange import Exchange
+from tollhouse.exchange import Exchange, Usage
 from tollhouse.providers.base import Adapter, StreamReader
 
 BODY_LIMIT = 256 * 1024  # characters of a request or response body kept in the audit log
@@ -23,6 +24,19 @@ def clip(text: str, limit: int = BODY_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n[... {len(text) - limit} more characters not kept]"
+
+
+class Reservation(Protocol):
+    """Budget held for an exchange before it is sent (the budget stage makes one). The settle
+    stage calls exactly one of these when the exchange ends."""
+
+    def settle(self, cost_usd: Decimal | None, usage: Usage | None) -> None:
+        """Replace the reservation by the real cost (None: the provider reported no usage)."""
+        ...
+
+    def release(self) -> None:
+        """Give the reservation back: nothing was delivered or charged."""
+        ...
 
 
 class StreamFilter(Protocol):
@@ -43,15 +57,17 @@ class Transit:
     adapter: Adapter | None = None
     exchange: Exchange | None = None
     stream_reader: StreamReader | None = None
+    policy: str | None = None  # named policy bound to the caller by identity; None: default
     refused: bool = False  # the gateway answered; the request never went upstream
     recorded: bool = False  # the audit row has been submitted
     stream_bytes: bytearray = field(default_factory=bytearray)
+    reservation: Reservation | None = None
     stream_filters: list[StreamFilter] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)  # rows of the `findings` table
     events: list[dict[str, Any]] = field(default_factory=list)  # rows of the `events` table
 
     def event(self, stage: str, kind: str, **detail: Any) -> None:
-        """Note something a stage did (a flag, a warning, a rewrite) for the audit `events` table."""
+        """Note what a stage did (a flag, a warning, a rewrite) for the audit `events` table."""
         self.events.append(
             {"exchange_id": self.record.id, "stage": stage, "kind": kind, "detail": detail}
         )

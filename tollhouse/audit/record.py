@@ -51,6 +51,9 @@ class ExchangeRecord:
     tokens_out: int | None = None
     cost_usd: float | None = None
     cost_estimated_usd: float | None = None
+    injection_score: float | None = None
+    injection_verdict: str | None = None  # allow, flag or block; empty when not scanned
+    dlp_actions: str | None = None  # e.g. "EMAIL_ADDRESS:redact=2,AWS_ACCESS_KEY:redact=1"
     decision: str = Decision.ALLOW
     reason: str | None = None
     error: str | None = None
