@@ -8,6 +8,7 @@ stops the stages after it, because each one skips a flow that already has a resp
 
 from addons.audit import Audit
 from addons.commit import Commit
+from addons.injection import Injection
 from addons.meter import Meter
 from addons.parse import Parse
 from addons.scope import Scope
@@ -18,6 +19,7 @@ addons = [
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
     Parse(),  # request: body -> normalized exchange
+    Injection(),  # request: prompt-injection score; block or flag
     Meter(),  # request: token and cost estimate; streamed usage requested
     Commit(),  # request: exchange -> body, once
     Settle(),  # responseheaders / response / error: usage, cost

@@ -3,7 +3,7 @@
 Columns are only ever added (``ALTER TABLE ... ADD COLUMN``), never renamed, retyped or dropped:
 security teams keep queries against these names. To add a column, append it to its table below
 (for ``exchanges``: add the field to :class:`~tollhouse.audit.record.ExchangeRecord`) and bump
-:data:`SCHEMA_VERSION`; every writer that opens an older file adds it.
+:data:`SCHEMA_VERSION` follows by itself; every writer that opens an older file adds it.
 
 There is deliberately no PRIMARY KEY constraint. DuckDB keeps a key's ART index in the file and
 loads it on every open; since the writer opens the file once per batch, a key made each 500-row
@@ -25,32 +25,28 @@ from tollhouse.audit.record import ExchangeRecord
 
 log = logging.getLogger("tollhouse.audit")
 
-SCHEMA_VERSION = 1
-"""Bump when a column or table is added."""
-
 Columns = Mapping[str, str]
 """Column name → DuckDB type, in table order."""
 
-# Exchange columns whose type is not VARCHAR; everything else in the record is text.
-_EXCHANGE_TYPES: dict[str, str] = {
-    "id": "VARCHAR",
-    "started_at": "TIMESTAMPTZ",
-    "ended_at": "TIMESTAMPTZ",
-    "latency_ms": "DOUBLE",
-    "stream": "BOOLEAN",
-    "signed": "BOOLEAN",
-    "status": "INTEGER",
-    "tokens_in_estimated": "BIGINT",
-    "tokens_in": "BIGINT",
-    "tokens_out": "BIGINT",
-    "cost_usd": "DOUBLE",
-    "cost_estimated_usd": "DOUBLE",
+# DuckDB types for the record's annotations; `status` is the one column narrower than its type.
+_TYPES = {
+    "datetime": "TIMESTAMPTZ",
+    "bool": "BOOLEAN",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "str": "VARCHAR",
 }
+_EXCHANGE_OVERRIDES = {"status": "INTEGER"}
 
 
 def exchange_columns() -> dict[str, str]:
-    """The ``exchanges`` columns, derived from :class:`ExchangeRecord` in field order."""
-    return {f.name: _EXCHANGE_TYPES.get(f.name, "VARCHAR") for f in fields(ExchangeRecord)}
+    """The ``exchanges`` columns, derived from :class:`ExchangeRecord`'s annotations in order.
+    A field whose type has no DuckDB mapping here fails loudly at import."""
+    columns = {}
+    for f in fields(ExchangeRecord):
+        base = str(f.type).split("|")[0].strip()
+        columns[f.name] = _EXCHANGE_OVERRIDES.get(f.name) or _TYPES[base]
+    return columns
 
 
 TABLES: Mapping[str, Columns] = MappingProxyType(
@@ -96,6 +92,11 @@ TABLES: Mapping[str, Columns] = MappingProxyType(
     }
 )
 """Every audit table the writer accepts rows for. Each has a unique-by-convention ``id`` column."""
+
+
+# Columns are only ever added, so their count is a version that only grows: adding a field to
+# the record or a column below is all a migration takes.
+SCHEMA_VERSION = sum(len(columns) for columns in TABLES.values())
 
 
 def create_table_sql(table: str) -> str:

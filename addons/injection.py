@@ -1,0 +1,81 @@
+"""Injection: score user- and tool-supplied text for prompt injection; block or flag by policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+
+from addons._flow import active, refuse, transit_of
+from tollhouse.injection import InjectionScanner, load_injection_policy
+from tollhouse.policyfile import PolicyError
+from tollhouse.providers.base import Refusal
+
+log = logging.getLogger("tollhouse.injection")
+
+_THREAD_THRESHOLD = 64 * 1024  # larger prompts are scanned off the event loop
+HEADER = "x-tollhouse-injection"
+
+
+class Injection:
+    def __init__(self) -> None:
+        self.scanner: InjectionScanner | None = None
+
+    def configure(self, updated):
+        if "tollhouse_rules" not in updated:
+            return
+        path = Path(ctx.options.tollhouse_rules) / "injection.yaml"
+        try:
+            self.scanner = InjectionScanner(load_injection_policy(path))
+        except PolicyError as exc:
+            # A running gateway keeps its last good rules; a starting one refuses to start.
+            if self.scanner is None:
+                raise exceptions.OptionsError(str(exc)) from exc
+            log.error("keeping the previous injection rules: %s", exc)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        transit = active(flow)
+        if transit is None or transit.exchange is None or self.scanner is None:
+            return
+        exchange, record = transit.exchange, transit.record
+        try:
+            if sum(len(s.text) for s in exchange.segments) > _THREAD_THRESHOLD:
+                verdict = await asyncio.to_thread(self.scanner.check, exchange, transit.policy)
+            else:
+                verdict = self.scanner.check(exchange, transit.policy)
+        except Exception:
+            log.exception("injection scan failed for exchange %s", record.id)
+            refuse(
+                flow,
+                transit,
+                502,
+                Refusal.GATEWAY,
+                "the gateway could not scan this request; it was not sent",
+                "injection",
+            )
+            return
+        record.injection_score = round(verdict.score, 4)
+        record.injection_verdict = verdict.verdict
+        if verdict.verdict == "allow":
+            return
+        transit.event(
+            "injection",
+            verdict.verdict,
+            score=record.injection_score,
+            rules=verdict.rules,
+            hits=[
+                {"rule": h.rule, "role": h.role, "location": h.location, "via": h.via}
+                for h in verdict.hits
+            ],
+        )
+        if verdict.verdict == "block":
+            refuse(flow, transit, 403, Refusal.PERMISSION, verdict.block_message(), "injection")
+        else:
+            flow.metadata[HEADER] = verdict.header_value()
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # A flagged request passes; the client (and its operators) can see the mark.
+        if flow.response is not None and transit_of(flow) and HEADER in flow.metadata:
+            flow.response.headers[HEADER] = flow.metadata[HEADER]

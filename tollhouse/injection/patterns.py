@@ -1,0 +1,83 @@
+"""How a rule author's pattern becomes regex source.
+
+Authors write patterns against the skeleton (lower case, accents stripped) and use a plain
+space between words. The space compiles to ``\\s+`` (``" ?"`` to ``\\s*``) so that a phrase also
+matches across line breaks and runs of spaces. For the spaced-letters view (``i g n o r e``
+joined into ``ignore``) the same pattern is *squeezed*: spaces and ``\\b`` are dropped, because
+the joined text has no word boundaries left.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["check_pattern", "loosen", "squeeze"]
+
+_FORBIDDEN_FLAGS = re.compile(r"\(\?[aiLmsux-]*[x]")  # verbose mode would change what a space means
+
+
+def _rewrite(pattern: str, space: str, boundary: str) -> str:
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            if not in_class and nxt == "b":
+                out.append(boundary)
+            elif not in_class and nxt == " ":
+                out.append(space)
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("^")
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":  # a literal ] right after [ or [^
+                out.append("]")
+                i += 1
+        elif ch == " ":
+            nxt = pattern[i + 1 : i + 2]
+            if nxt in ("?", "*", "+") and space != "(?:)":
+                out.append(r"\s*" if nxt in "?*" else r"\s+")  # " ?" means optional whitespace
+                i += 1
+            else:
+                out.append(space)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def loosen(pattern: str) -> str:
+    """Regex source for the skeleton view: a space matches any run of whitespace."""
+    return _rewrite(pattern, r"\s+", r"\b")
+
+
+def squeeze(pattern: str) -> str:
+    """Regex source for joined spaced-out letters: spaces and word boundaries vanish."""
+    return _rewrite(pattern, "(?:)", "(?:)")
+
+
+def check_pattern(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be used, or None when it compiles in both views."""
+    if _FORBIDDEN_FLAGS.search(pattern):
+        return "verbose mode (?x) is not allowed: a space in a pattern means one whitespace"
+    if re.search(r"\(\?P?<(?![=!])", pattern) or "(?P=" in pattern:
+        return "named groups are reserved for the combined matcher; use (?:...)"
+    for variant in (loosen(pattern), squeeze(pattern)):
+        try:
+            compiled = re.compile(variant)
+        except re.error as exc:
+            return f"invalid regular expression: {exc}"
+        if compiled.match(""):
+            return "pattern matches the empty string"
+    return None
