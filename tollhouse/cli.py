@@ -1,5 +1,5 @@
-"""The ``tollhouse`` command. Every subcommand takes the same ``--rules``, ``--data`` and ``--certs``
-options with the same defaults, so an operator points them all at one deployment."""
+"""The ``tollhouse`` command. Every subcommand takes the same ``--rules``, ``--data`` and
+``--certs`` options with the same defaults, so an operator points them all at one deployment."""
 
 from __future__ import annotations
 

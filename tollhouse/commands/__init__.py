@@ -1,1 +1,2 @@
-"""One module per ``tollhouse`` subcommand: ``add_parser(subparsers, name, common)`` and ``main(args)``."""
+"""One module per ``tollhouse`` subcommand, each with ``add_parser(subparsers, name, common)``
+and ``main(args)``."""

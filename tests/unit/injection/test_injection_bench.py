@@ -32,4 +32,3 @@ def test_detection_targets(scanner: InjectionScanner) -> None:
     assert figures["deepset_all"]["tpr"] >= 0.60, figures["deepset_all"]
     assert figures["deepset_all"]["fpr"] <= 0.03, figures["deepset_all"]
     assert figures["notinject"]["fpr"] <= 0.03, figures["notinject"]
-
