@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from mitmproxy import http
 
 from tollhouse import providers
 from tollhouse.audit.record import Decision
+from tollhouse.exchange import Exchange
 from tollhouse.transit import Transit
 
 KEY = "tollhouse"
+# Prompts with more text than this are scanned in a worker thread so the event loop never stalls.
+THREAD_THRESHOLD = 64 * 1024
 log = logging.getLogger("tollhouse")
 
 
@@ -49,3 +55,11 @@ def refuse(
     transit.record.decision = Decision.BLOCK
     transit.record.reason = f"{stage}: {message}"
     log.info("exchange %s blocked at %s: %s", transit.record.id, stage, message)
+
+
+async def off_loop[T](exchange: Exchange, work: Callable[..., T], *args: Any) -> T:
+    """Run ``work(*args)`` on the exchange's text: inline when the prompt is small, in a worker
+    thread when it is large, so one huge prompt never stalls every other flow."""
+    if sum(len(s.text) for s in exchange.segments) > THREAD_THRESHOLD:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)

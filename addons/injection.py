@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from addons._flow import active, refuse, transit_of
+from addons._flow import active, off_loop, refuse, transit_of
 from tollhouse.injection import InjectionScanner, load_injection_policy
 from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
 
 log = logging.getLogger("tollhouse.injection")
 
-_THREAD_THRESHOLD = 64 * 1024  # larger prompts are scanned off the event loop
 HEADER = "x-tollhouse-injection"
 
 
@@ -41,10 +39,7 @@ class Injection:
             return
         exchange, record = transit.exchange, transit.record
         try:
-            if sum(len(s.text) for s in exchange.segments) > _THREAD_THRESHOLD:
-                verdict = await asyncio.to_thread(self.scanner.check, exchange, transit.policy)
-            else:
-                verdict = self.scanner.check(exchange, transit.policy)
+            verdict = await off_loop(exchange, self.scanner.check, exchange, transit.policy)
         except Exception:
             log.exception("injection scan failed for exchange %s", record.id)
             refuse(

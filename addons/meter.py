@@ -3,13 +3,12 @@ streamed response will report its real usage."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from addons._flow import active, refuse
+from addons._flow import active, off_loop, refuse
 from tollhouse.exchange import Usage
 from tollhouse.policyfile import PolicyError
 from tollhouse.pricing import PriceBook, load_price_book
@@ -17,9 +16,6 @@ from tollhouse.providers.base import Refusal
 from tollhouse.tokens import TokenCounter
 
 log = logging.getLogger("tollhouse.meter")
-
-# Prompts larger than this are counted in a worker thread so the event loop never stalls.
-_THREAD_THRESHOLD = 64 * 1024
 
 
 class Meter:
@@ -47,10 +43,7 @@ class Meter:
         texts = [s.text for s in exchange.segments]
         assert self.counter is not None and self.prices is not None
         try:
-            if sum(map(len, texts)) > _THREAD_THRESHOLD:
-                tokens = await asyncio.to_thread(self.counter.count_prompt, texts, exchange.model)
-            else:
-                tokens = self.counter.count_prompt(texts, exchange.model)
+            tokens = await off_loop(exchange, self.counter.count_prompt, texts, exchange.model)
         except Exception:
             log.exception("token estimate failed for exchange %s", record.id)
             refuse(
