@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tollhouse.commands import audit, run
+from tollhouse.commands import audit, run, scan
 
-COMMANDS = {"run": run, "audit": audit}
+COMMANDS = {"run": run, "audit": audit, "scan": scan}
 
 
 def _deployment_options() -> argparse.ArgumentParser:

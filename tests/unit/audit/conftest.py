@@ -1,1 +1,1 @@
-from audit_helpers import writer  # noqa: F401  (the fixture)
+from tests.unit.audit.audit_helpers import writer  # noqa: F401  (the fixture)

@@ -10,8 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from audit_helpers import REPO, count, exchange
-
+from tests.unit.audit.audit_helpers import REPO, count, exchange
 from tollhouse.audit import store
 from tollhouse.audit.writer import AuditWriter
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from audit_helpers import count, exchange, held_open
 
+from tests.unit.audit.audit_helpers import count, exchange, held_open
 from tollhouse.audit import query, store
 from tollhouse.audit.spool import SPOOL_NAME, Spool
 from tollhouse.audit.writer import AuditWriter

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from audit_helpers import count, exchange, held_open
 
+from tests.unit.audit.audit_helpers import count, exchange, held_open
 from tollhouse.audit import store
 from tollhouse.audit.spool import REJECTED_NAME, SPOOL_NAME, Spool, count_lines
 from tollhouse.audit.writer import AuditWriter

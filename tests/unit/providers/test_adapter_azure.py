@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from adapter_checks import check_render_exact, parse, request, segments
 
+from tests.unit.providers.adapter_checks import check_render_exact, parse, request, segments
 from tollhouse.exchange import Operation, Role
 from tollhouse.providers.azure import AzureOpenAIAdapter
 

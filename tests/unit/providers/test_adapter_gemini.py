@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from adapter_checks import (
+
+from tests.unit.providers.adapter_checks import (
     CHUNK_SIZES,
     assert_parse_error,
     attachments,
@@ -17,7 +18,6 @@ from adapter_checks import (
     run_stream,
     segments,
 )
-
 from tollhouse.exchange import Operation, Role
 from tollhouse.providers.base import Refusal
 from tollhouse.providers.gemini import GeminiAdapter

@@ -8,7 +8,8 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from adapter_checks import (
+
+from tests.unit.providers.adapter_checks import (
     CHUNK_SIZES,
     assert_parse_error,
     attachments,
@@ -19,7 +20,6 @@ from adapter_checks import (
     run_stream,
     segments,
 )
-
 from tollhouse.exchange import Operation, Role
 from tollhouse.providers.base import Refusal
 from tollhouse.providers.openai import OpenAIAdapter

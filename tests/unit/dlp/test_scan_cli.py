@@ -1,0 +1,61 @@
+"""``tollhouse scan`` on stdin and --jsonl, and the PII evaluation target."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tollhouse.dlp import DlpScanner
+
+ROOT = Path(__file__).resolve().parents[3]
+EVAL = ROOT.parent / "shared/eval/pii/generated_small.json"
+
+
+def run_scan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str, *args: str
+) -> tuple[int, str, str]:
+    from tollhouse.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(["scan", "--rules", str(ROOT / "rules"), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scan_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_scan(monkeypatch, capsys, "mail ann@acme.io\n")
+    assert code == 0
+    findings = json.loads(out)["findings"]
+    assert [(f["type"], f["start"], f["end"], f["action"]) for f in findings] == [
+        ("EMAIL_ADDRESS", 5, 16, "redact")
+    ]
+    assert "ann@acme.io" not in out
+
+
+def test_scan_jsonl_with_a_bad_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = (
+        '{"id": 1, "text": "call +44 20 7946 0958"}\n{bad json\n{"id": "b", "text": "nothing"}\n'
+    )
+    code, out, err = run_scan(monkeypatch, capsys, lines, "--jsonl")
+    assert code == 1
+    assert "line 2" in err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in records] == [1, "b"]
+    assert records[0]["findings"][0]["type"] == "PHONE_NUMBER"
+    assert records[1]["findings"] == []
+
+
+@pytest.mark.skipif(not EVAL.exists(), reason="shared/eval is not beside the project")
+def test_eval_precision_and_recall(scanner: DlpScanner) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from eval_pii import evaluate
+
+    scores = evaluate(json.loads(EVAL.read_text()), scanner)
+    combined = scores["combined"]
+    assert combined.precision >= 0.90 and combined.recall >= 0.90, combined

@@ -1,0 +1,107 @@
+"""``tollhouse scan``: run the DLP engine offline, for rule authors and batch checks.
+
+echo "mail bob@corp.io" | tollhouse scan          findings of stdin as one JSON object
+tollhouse scan --jsonl < prompts.jsonl             one line out per {"id": ..., "text": ...} in
+
+Offsets are character offsets into the original text. Values are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from tollhouse.dlp import DlpScanner, Finding, PolicyError, load_dlp_policy
+
+EXIT_ERROR = 2
+
+
+def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        name,
+        parents=[common],
+        help="scan text for PII and secrets with the DLP rules",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--jsonl", action="store_true", help='read {"id", "text"} lines, write one per line'
+    )
+    parser.add_argument(
+        "--policy", default=None, help="named DLP policy (default: the file's default_policy)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        scanner = DlpScanner(load_dlp_policy(args.rules / "dlp.yaml"))
+        scanner.policy.policy(args.policy)
+    except (PolicyError, KeyError) as e:
+        print(f"tollhouse scan: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    injection = _injection_checker(args)
+    if not args.jsonl:
+        text = sys.stdin.read()
+        out: dict[str, Any] = {"findings": _findings(scanner, text, args.policy)}
+        if injection is not None:
+            out["injection"] = injection(text)
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    return _scan_lines(scanner, sys.stdin, sys.stdout, args.policy, injection)
+
+
+def _findings(scanner: DlpScanner, text: str, policy: str | None) -> list[dict[str, Any]]:
+    return [_as_json(f) for f in scanner.scan_text(text, policy)]
+
+
+def _as_json(f: Finding) -> dict[str, Any]:
+    return {
+        "type": f.entity_type,
+        "start": f.start,
+        "end": f.end,
+        "action": f.action,
+        "score": round(f.score, 2),
+        "detector": f.detector,
+    }
+
+
+def _scan_lines(
+    scanner: DlpScanner, lines: TextIO, out: TextIO, policy: str | None, injection: Any
+) -> int:
+    """One output line per good input line; bad lines reported on stderr, exit 1 at the end."""
+    failed = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise ValueError('expected an object with a string "text"')
+        except ValueError as e:
+            print(f"tollhouse scan: line {number}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        record: dict[str, Any] = {
+            "id": item.get("id"),
+            "findings": _findings(scanner, item["text"], policy),
+        }
+        if injection is not None:
+            record["injection"] = injection(item["text"])
+        out.write(json.dumps(record) + "\n")
+    return 1 if failed else 0
+
+
+def _injection_checker(args: argparse.Namespace) -> Any:
+    """The injection verdict as JSON, when the injection engine is installed (else None)."""
+    try:
+        from tollhouse.injection import InjectionScanner, load_injection_policy
+    except ImportError:
+        return None
+    path = args.rules / "injection.yaml"
+    if not path.exists():
+        return None
+    checker = InjectionScanner(load_injection_policy(path))
+    return lambda text: checker.check_text(text).as_json()

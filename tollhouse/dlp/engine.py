@@ -1,0 +1,270 @@
+"""The detection engine: every rule's trigger in one regex pass, exact patterns only nearby.
+
+Presidio runs each recognizer's regexes over the whole text, one pass per pattern: ~50 passes
+over a 100 KB prompt. Here the cheap *triggers* of all rules (a literal key prefix, ``@``, a run
+of digits, a keyword) are compiled into one alternation and found in a single pass; each rule's
+exact presidio-style patterns then run only on small windows around its triggers, and its
+validators and context words decide the score. The text scanned is the normalized view (NFKC,
+invisible characters removed), and spans are mapped back to the original text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from tollhouse.dlp.recognizers import NUMBER_TRIGGER, TOKEN_TRIGGER, Rule
+from tollhouse.dlp.validators import is_hash_like
+from tollhouse.normalize import normalize
+
+__all__ = ["Detection", "Detector"]
+
+_WORD_TAIL = re.compile(r"[\w-]*")
+_WORD = re.compile(r"[a-z0-9]+")
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 80, 30
+_CONTEXT_BOOST = 0.35  # presidio's default context similarity factor
+_MIN_SCORE_WITH_CONTEXT = 0.4
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A confirmed match: span in the text that was scanned, entity, score and rule."""
+
+    start: int
+    end: int
+    entity: str
+    score: float
+    rule: Rule
+    via_base64: bool = False
+
+
+class Detector:
+    """Finds entities in text with a fixed set of rules. Build once, call :meth:`detect` often."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        min_score: float = 0.4,
+        allow_values: Iterable[str] = (),
+        allow_patterns: Iterable[str] = (),
+        decode_base64: bool = True,
+    ) -> None:
+        self.rules = list(rules)
+        self.min_score = min_score
+        self.allow_values = frozenset(v.casefold() for v in allow_values)
+        self.allow_patterns = [re.compile(p) for p in allow_patterns]
+        self.decode_base64 = decode_base64
+        # Each distinct trigger is searched once; rules sharing it share its windows.
+        self._by_trigger: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            for trigger in rule.triggers:
+                self._by_trigger.setdefault(trigger, []).append(rule)
+        if decode_base64:
+            self._by_trigger.setdefault(TOKEN_TRIGGER, [])
+        self._regex = {
+            t: re.compile(_NAMED_GROUP.sub("(?:", t[3:]))
+            for t in self._by_trigger
+            if t.startswith("re:")
+        }
+
+    def detect(self, text: str) -> list[Detection]:
+        """Entities in ``text``, spans as offsets into ``text``; overlaps not yet resolved."""
+        view = normalize(text)
+        runs: list[tuple[int, int]] = []
+        found = self._detect_plain(view.text, runs if self.decode_base64 else None)
+        if self.decode_base64:
+            found.extend(self._detect_base64(view.text, runs))
+        if view.text is text:
+            return found
+        out = []
+        for d in found:
+            start, end = view.span_to_original(d.start, d.end)
+            out.append(Detection(start, end, d.entity, d.score, d.rule, d.via_base64))
+        return out
+
+    def is_allowed(self, value: str) -> bool:
+        """True when policy allow-lists ``value`` (documented examples, public addresses)."""
+        if value.casefold() in self.allow_values:
+            return True
+        return any(p.fullmatch(value) for p in self.allow_patterns)
+
+    def _hits(self, trigger: str, text: str, lower: str | None) -> Iterator[tuple[int, int]]:
+        """Spans where ``trigger`` occurs: str.find for literals, one regex pass otherwise."""
+        kind, _, needle = trigger.partition(":")
+        if kind == "re":
+            for m in self._regex[trigger].finditer(text):
+                yield m.span()
+            return
+        haystack = text if kind == "lit" else lower
+        if haystack is None:  # lowercasing changed offsets (rare non-ASCII): use a regex
+            for m in re.finditer(re.escape(needle), text, re.IGNORECASE):
+                yield m.span()
+            return
+        i = haystack.find(needle)
+        while i >= 0:
+            yield i, i + len(needle)
+            i = haystack.find(needle, i + len(needle))
+
+    @staticmethod
+    def _windows(text: str, hits: list[tuple[int, int, int]], rule: Rule) -> list[tuple[int, int]]:
+        """Merged windows around ``hits`` with ``rule``'s margins, skipping short digit runs."""
+        n = len(text)
+        windows: list[tuple[int, int]] = []
+        for hs, he, digits in hits:
+            if not rule.min_digits <= digits <= rule.max_digits:
+                continue
+            if rule.glued and not (
+                (hs > 0 and text[hs - 1].isalpha()) or (he < n and text[he].isalpha())
+            ):
+                continue
+            ws, we = max(0, hs - rule.left), min(n, he + rule.right)
+            if rule.token:  # the entity cannot span whitespace: stay inside the token
+                ws = max(ws, text.rfind(" ", ws, hs) + 1, text.rfind("\n", ws, hs) + 1)
+                cut = [i for i in (text.find(" ", he, we), text.find("\n", he, we)) if i >= 0]
+                we = min(cut, default=we)
+            # Never end a window inside a word: "\b" at the window's end would lie.
+            we = _WORD_TAIL.match(text, we, min(n, we + 64)).end()  # type: ignore[union-attr]
+            if windows and ws <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], we))
+            else:
+                windows.append((ws, we))
+        return windows
+
+    def _detect_plain(
+        self, text: str, base64_runs: list[tuple[int, int]] | None = None
+    ) -> list[Detection]:
+        """Detections in ``text``; fills ``base64_runs`` with the long tokens seen, if given."""
+        best: dict[tuple[str, int, int], Detection] = {}
+        cache: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # rules with one window shape
+        lower = text.lower()
+        lowered = lower if len(lower) == len(text) else None
+        for trigger, rules in self._by_trigger.items():
+            counting = trigger == NUMBER_TRIGGER
+            hits = [
+                (hs, he, sum(map(str.isdigit, text[hs:he])) if counting else 1 << 30)
+                for hs, he in self._hits(trigger, text, lowered)
+            ]
+            if trigger == TOKEN_TRIGGER and base64_runs is not None:
+                base64_runs.extend((hs, he) for hs, he, _ in hits)
+            if not hits:
+                continue
+            for rule in rules:
+                for m, base in self._matches(text, hits, rule, cache):
+                    d = self._confirm(text, rule, m, base)
+                    if d is None:
+                        continue
+                    key = (rule.name, d.start, d.end)
+                    if key not in best or best[key].score < d.score:
+                        best[key] = d
+        return list(best.values())
+
+    def _matches(
+        self,
+        text: str,
+        hits: list[tuple[int, int, int]],
+        rule: Rule,
+        cache: dict[tuple[int, ...], list[tuple[int, int]]],
+    ) -> Iterator[tuple[re.Match[str], float]]:
+        if rule.anchored:  # the match starts at the trigger: one anchored match per hit
+            for hs, _, _ in hits:
+                for pattern, base in rule.patterns:
+                    m = pattern.match(text, hs)
+                    if m is not None:
+                        yield m, base
+            return
+        shape = (
+            id(hits),
+            rule.left,
+            rule.right,
+            rule.min_digits,
+            rule.max_digits,
+            rule.glued,
+            rule.token,
+        )
+        windows = cache.get(shape)
+        if windows is None:
+            windows = cache[shape] = self._windows(text, hits, rule)
+        for ws, we in windows:
+            if rule.prefilter is not None and rule.prefilter.search(text, ws, we) is None:
+                continue
+            for pattern, base in rule.patterns:
+                for m in pattern.finditer(text, ws, we):
+                    yield m, base
+
+    def _confirm(self, text: str, rule: Rule, m: re.Match[str], base: float) -> Detection | None:
+        group = rule.value_group if rule.value_group <= (m.re.groups or 0) else 0
+        start, end = m.span(group)
+        if start >= end:
+            return None
+        value = text[start:end]
+        score = base
+        if rule.validate is not None:
+            verdict = rule.validate(m.group(0) if group == 0 else value)
+            if verdict is False:
+                return None
+            if verdict is True:
+                score = 1.0
+        if rule.invalidate is not None and rule.invalidate(value):
+            return None
+        if rule.group == "pii" and _inside_identifier(text, start, end):
+            return None
+        if score < 1.0 and rule.context and self._has_context(text, start, end, rule.context):
+            score = max(min(1.0, score + _CONTEXT_BOOST), _MIN_SCORE_WITH_CONTEXT)
+        if score < self.min_score or self.is_allowed(value):
+            return None
+        return Detection(start, end, rule.entity, score, rule)
+
+    @staticmethod
+    def _has_context(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+        around = (
+            text[max(0, start - _CONTEXT_BEFORE) : start] + " " + text[end : end + _CONTEXT_AFTER]
+        )
+        found = set(_WORD.findall(around.lower()))
+        return any(w in found for w in words)
+
+    def _detect_base64(self, text: str, runs: list[tuple[int, int]]) -> list[Detection]:
+        """Entities inside base64 runs that decode to text; each maps to the whole run."""
+        out: list[Detection] = []
+        for start, end in runs:
+            run = text[start:end]
+            if run.isalpha() or run.isdigit():
+                continue  # a long word or number, not an encoding
+            decoded = _decode_text(run)
+            if decoded is None:
+                continue
+            for d in self._detect_plain(decoded):
+                out.append(Detection(start, end, d.entity, d.score, d.rule, True))
+        return out
+
+
+_HEXISH = frozenset("0123456789abcdefABCDEF-")
+
+
+def _inside_identifier(text: str, start: int, end: int) -> bool:
+    """True when the span is part of a UUID or hex digest (digits in a hash are not an ID)."""
+    ts, te = start, end
+    while ts > 0 and text[ts - 1] in _HEXISH and start - ts < 64:
+        ts -= 1
+    while te < len(text) and text[te] in _HEXISH and te - end < 64:
+        te += 1
+    return (ts, te) != (start, end) and is_hash_like(text[ts:te])
+
+
+def _decode_text(run: str) -> str | None:
+    """The text a base64 run encodes, or None when it does not encode mostly printable text."""
+    padded = run.rstrip("=")
+    padded += "=" * (-len(padded) % 4)
+    alphabet = "-_" if ("-" in run or "_" in run) else "+/"
+    try:
+        raw = base64.b64decode(padded, altchars=alphabet.encode(), validate=True)
+        decoded = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if not decoded:
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded)
+    return decoded if printable >= 0.95 * len(decoded) else None

@@ -1,0 +1,334 @@
+"""Rules: the recognizers the engine runs, built from presidio, our secret table and policy.
+
+A :class:`Rule` keeps what a presidio ``PatternRecognizer`` is made of (patterns with scores,
+context words, ``validate_result`` / ``invalidate_result``) plus the one thing the fast engine
+needs in addition: a cheap *trigger* regex that must occur in or next to every match, and how far
+around a trigger the exact patterns can reach.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from tollhouse.dlp.secrets import SECRETS
+from tollhouse.dlp.validators import VALIDATORS, Validator
+
+__all__ = [
+    "DEFAULT_NATIONAL_IDS",
+    "Rule",
+    "builtin_rules",
+    "custom_rule",
+    "presidio_rule",
+    "secret_rules",
+]
+
+# Where a trigger fires, the exact patterns run on a window around it. A trigger is
+# "lit:TEXT" (a case-sensitive literal, found with str.find), "kw:text" (a lowercase literal
+# found in the lowercased text) or "re:REGEX". Rules sharing a trigger share its windows.
+NUMBER_TRIGGER = r"re:\d[\d \-./()]*\d"  # a run of digits with separators
+TOKEN_TRIGGER = r"re:[A-Za-z0-9+/_-]{24,}={0,2}"  # noqa: S105 - a long token: keys, addresses, base64
+EMAIL_TRIGGER = "lit:@"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One recognizer: patterns confirmed around a trigger, then validated and scored."""
+
+    name: str  # the detector name shown in findings, e.g. "CreditCardRecognizer"
+    entity: str
+    patterns: tuple[tuple[Any, float], ...]  # compiled re/regex pattern, base score
+    triggers: tuple[str, ...]
+    left: int = 40
+    right: int = 60
+    context: tuple[str, ...] = ()
+    validate: Validator | None = None
+    invalidate: Validator | None = None
+    group: str = "pii"  # "pii", "secret" or "custom": policy actions can address a group
+    value_group: int = 0
+    min_digits: int = 0  # for number triggers: skip windows whose digit runs are shorter
+    label: str | None = None  # placeholder label; defaults to the entity type
+    token: bool = False  # matches never contain whitespace: windows stay inside one token
+    anchored: bool = False  # a match starts where the trigger starts: match there, no window
+    prefilter: Any = None  # compiled regex: skip a window where it finds nothing
+    max_digits: int = 1 << 30  # for number triggers: skip hits with more digits than this
+    glued: bool = False  # for number triggers: the hit must touch a letter (mixed IDs)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _compile(regex: str, flags: int) -> Any:
+    """Python's ``re`` is faster; presidio writes for ``regex``, so fall back to it."""
+    try:
+        return re.compile(regex, flags)
+    except re.error:
+        import regex as regex_module
+
+        return regex_module.compile(regex, flags)
+
+
+# Presidio recognizers on by default: the generic PII, plus national IDs that carry a checksum
+# (or, for UK NINO, a format precise enough), so that a default policy stays precise.
+DEFAULT_NATIONAL_IDS: tuple[str, ...] = (
+    "UsSsnRecognizer",
+    "NhsRecognizer",
+    "UkNinoRecognizer",
+    "EsNifRecognizer",
+    "EsNieRecognizer",
+    "ItFiscalCodeRecognizer",
+    "PlPeselRecognizer",
+    "FiPersonalIdentityCodeRecognizer",
+    "AuTfnRecognizer",
+    "AuMedicareRecognizer",
+    "InAadhaarRecognizer",
+    "SePersonnummerRecognizer",
+    "TrNationalIdRecognizer",
+    "DeTaxIdRecognizer",
+    "ZaIdNumberRecognizer",
+    "KrRrnRecognizer",
+)
+
+# Trigger and window per presidio recognizer: (triggers, left, right, min_digits). Most are
+# numbers; min_digits is the fewest digits one of their matches holds in a row of digits and
+# separators, so that "2024" or "12/27" does not run the 9-digit recognizers.
+_NUM = (NUMBER_TRIGGER,)
+_PRESIDIO_TRIGGERS: dict[str, tuple[tuple[str, ...], int, int, int]] = {
+    "EmailRecognizer": ((EMAIL_TRIGGER,), 80, 260, 0),
+    "CryptoRecognizer": ((TOKEN_TRIGGER,), 0, 70, 0),
+    "IpRecognizer": ((NUMBER_TRIGGER,), 4, 4, 4),
+    "CreditCardRecognizer": (_NUM, 4, 4, 12),
+    "IbanRecognizer": (_NUM, 34, 40, 4),
+    "UsSsnRecognizer": (_NUM, 2, 2, 9),
+    "ItFiscalCodeRecognizer": (_NUM, 10, 8, 2),
+    "UkNinoRecognizer": (_NUM, 4, 4, 6),
+}
+
+
+def presidio_rule(class_name: str) -> Rule:
+    """Wrap presidio's predefined recognizer ``class_name``: its patterns, context, validators."""
+    module = importlib.import_module("presidio_analyzer.predefined_recognizers")
+    recognizer = getattr(module, class_name)()
+    flags = recognizer.global_regex_flags or 0
+    patterns = tuple((_compile(p.regex, flags), p.score) for p in recognizer.patterns)
+    triggers, left, right, min_digits = _PRESIDIO_TRIGGERS.get(class_name, (_NUM, 12, 12, 6))
+    token = class_name in ("EmailRecognizer", "CryptoRecognizer", "IpRecognizer")
+    if class_name == "IpRecognizer":  # IPv4 only here; see ipv6_rule()
+        patterns = tuple(
+            p for p, src in zip(patterns, recognizer.patterns, strict=True) if src.name == "IPv4"
+        )
+    return Rule(
+        name=class_name,
+        entity=recognizer.supported_entities[0],
+        patterns=patterns,
+        triggers=triggers,
+        left=left,
+        right=right,
+        context=tuple(w.strip().lower() for w in recognizer.context or ()),
+        validate=_email_domain
+        if class_name == "EmailRecognizer"
+        else _overridden(recognizer, "validate_result"),
+        invalidate=_overridden(recognizer, "invalidate_result"),
+        min_digits=min_digits,
+        max_digits=3 if class_name == "ItFiscalCodeRecognizer" else 1 << 30,
+        glued=class_name == "ItFiscalCodeRecognizer",
+        token=token,
+        label={"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE"}.get(
+            recognizer.supported_entities[0]
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def _offline_tld_extractor() -> Any:
+    import tldextract
+
+    # No suffix-list download: presidio's default extractor fetches it over the network.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _email_domain(text: str) -> bool:
+    """Presidio's email check (the domain has a public suffix), with the bundled suffix list."""
+    return _offline_tld_extractor()(text.rsplit("@", 1)[-1]).fqdn != ""
+
+
+def _overridden(recognizer: Any, method: str) -> Validator | None:
+    """The recognizer's own checksum method, if its class defines one (the base returns None)."""
+    from presidio_analyzer import PatternRecognizer
+
+    if getattr(type(recognizer), method) is getattr(PatternRecognizer, method):
+        return None
+    bound: Callable[[str], bool | None] = getattr(recognizer, method)
+    return bound
+
+
+# Presidio's phone recognizer calls the phonenumbers matcher over the whole text, which is too
+# slow for a gateway and too strict for numbers written without a country. This pattern takes
+# the shapes people write (international prefix, area code in brackets, dots, spaces, dashes,
+# extensions); a match needs separators or a "+", and a date is not a phone number.
+_PHONE = (
+    r"(?<![\w+.-])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}"
+    r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-]|\.\d)"
+    r"|(?<![\w+])\+\d{7,15}(?!\w)"
+)
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+_SSN_SHAPE = re.compile(r"\d{3}([- .])\d{2}\1\d{4}")
+_PHONE_CONTEXT = ("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "reach", "whatsapp")
+
+
+def _phone_invalid(text: str) -> bool:
+    digits = sum(c.isdigit() for c in text.split("x", 1)[0])
+    if not 7 <= digits <= 15:
+        return True
+    # A date (and time) is not a phone number; 3-2-4 digits is the US SSN's shape, not a phone's.
+    return bool(_DATE.match(text.strip()) or _SSN_SHAPE.fullmatch(text.strip()))
+
+
+def ipv6_rule() -> Rule:
+    """Presidio's IPv6 patterns and validation, run only where a token holds colons."""
+    base = presidio_rule("IpRecognizer")
+    module = importlib.import_module("presidio_analyzer.predefined_recognizers")
+    recognizer = module.IpRecognizer()
+    flags = recognizer.global_regex_flags or 0
+    patterns = tuple(
+        (_compile(p.regex, flags), p.score) for p in recognizer.patterns if p.name != "IPv4"
+    )
+    return Rule(
+        name="IpV6Recognizer",
+        entity="IP_ADDRESS",
+        patterns=patterns,
+        triggers=("lit:::", NUMBER_TRIGGER),
+        left=40,
+        right=40,
+        context=base.context,
+        invalidate=base.invalidate,
+        min_digits=3,
+        token=True,
+        prefilter=re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"),
+    )
+
+
+def phone_rule() -> Rule:
+    """Phone numbers in the common written shapes, international and national."""
+    return Rule(
+        name="PhoneRecognizer",
+        entity="PHONE_NUMBER",
+        patterns=((re.compile(_PHONE), 0.5),),
+        triggers=(NUMBER_TRIGGER,),
+        left=8,
+        right=12,
+        context=_PHONE_CONTEXT,
+        invalidate=_phone_invalid,
+        min_digits=7,
+        label="PHONE",
+    )
+
+
+def secret_rules(names: Iterable[str] | None = None) -> list[Rule]:
+    """Rules for the credential formats in :mod:`tollhouse.dlp.secrets` (all, or those named)."""
+    wanted = set(names) if names is not None else None
+    rules = []
+    for spec in SECRETS:
+        if wanted is not None and spec.entity not in wanted and spec.name not in wanted:
+            continue
+        rules.append(
+            Rule(
+                name=spec.name,
+                entity=spec.entity,
+                patterns=((re.compile(spec.pattern), spec.score),),
+                triggers=spec.triggers,
+                left=40 if spec.triggers == ("lit:://",) else 0,
+                right=spec.right,
+                validate=VALIDATORS[spec.validator] if spec.validator else None,
+                group="secret",
+                value_group=spec.value_group,
+                anchored=spec.triggers != ("lit:://",),
+            )
+        )
+    return rules
+
+
+def builtin_rules(national_ids: Sequence[str] = DEFAULT_NATIONAL_IDS) -> list[Rule]:
+    """Generic PII recognizers plus the given presidio national-ID recognizers."""
+    generic = [
+        "EmailRecognizer",
+        "CreditCardRecognizer",
+        "IbanRecognizer",
+        "IpRecognizer",
+        "CryptoRecognizer",
+    ]
+    rules = [presidio_rule(n) for n in generic]
+    rules.append(ipv6_rule())
+    rules.append(phone_rule())
+    rules.append(
+        Rule(
+            name="EthereumRecognizer",
+            entity="CRYPTO",
+            patterns=((re.compile(r"\b0x[a-fA-F0-9]{40}\b"), 0.6),),
+            triggers=("lit:0x",),
+            left=0,
+            right=44,
+            context=("eth", "ethereum", "wallet", "address"),
+            validate=VALIDATORS["eth_address"],
+        )
+    )
+    rules.extend(presidio_rule(n) for n in national_ids)
+    return rules
+
+
+def custom_rule(
+    name: str,
+    patterns: Sequence[tuple[str, float]] = (),
+    deny_list: Sequence[str] = (),
+    context: Sequence[str] = (),
+    validator: str | None = None,
+    ignore_case: bool = False,
+    label: str | None = None,
+) -> Rule:
+    """A rule the security team declares in YAML: regexes and/or a deny list of words.
+
+    A pattern that starts with a literal (``EMP-\\d{6}``) is triggered by that literal, found
+    with ``str.find``; any other pattern is its own trigger, one regex pass over the text.
+    """
+    flags = re.IGNORECASE if ignore_case else 0
+    compiled = [(re.compile(regex, flags), score) for regex, score in patterns]
+    triggers = [_literal_trigger(regex, ignore_case) for regex, _ in patterns]
+    if deny_list:
+        words = "|".join(re.escape(w) for w in sorted(deny_list, key=len, reverse=True))
+        compiled.append((re.compile(r"(?<!\w)(?:" + words + r")(?!\w)", flags), 1.0))
+        # Each word is a literal trigger: found with str.find, no regex pass over the text.
+        triggers.extend(("kw:" + w.lower()) if ignore_case else ("lit:" + w) for w in deny_list)
+    return Rule(
+        name=f"custom:{name}",
+        entity=name,
+        patterns=tuple(compiled),
+        triggers=tuple(dict.fromkeys(triggers)),
+        left=0,
+        right=0,
+        anchored=True,
+        context=tuple(w.lower() for w in context),
+        validate=VALIDATORS[validator] if validator else None,
+        group="custom",
+        label=label,
+    )
+
+
+_LEADING_LITERAL = re.compile(r"(?:\\b)?((?:[A-Za-z0-9_@#:=]|\\[-.:/@#_=])+)")
+
+
+def _literal_trigger(regex: str, ignore_case: bool) -> str:
+    """A literal prefix of ``regex`` as a trigger when it has one of 3+ chars, else the regex.
+
+    Only a prefix that no quantifier or alternation follows counts: ``EMP-\\d{6}`` gives "EMP-".
+    """
+    m = _LEADING_LITERAL.match(regex)
+    if m and "|" not in regex:
+        literal = m.group(1).replace("\\", "")
+        rest = regex[m.end() :]
+        if rest[:1] in ("*", "?", "{", "+"):
+            literal = literal[:-1]  # the last char is quantified
+        if len(literal) >= 3:
+            return "kw:" + literal.lower() if ignore_case else "lit:" + literal
+    return f"re:(?i:{regex})" if ignore_case else "re:" + regex

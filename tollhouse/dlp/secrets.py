@@ -1,0 +1,264 @@
+"""Credential detectors: API keys and tokens of AI providers, clouds and developer platforms.
+
+Each entry is data: the entity type, a cheap *trigger* (a literal prefix or keyword the engine
+looks for in its single pass), the exact pattern confirmed around the trigger, a score and a
+validator that drops placeholders (``sk-...``, ``sk-xxxx``, documented ``…EXAMPLE`` keys) and
+low-entropy fillers. Formats follow each vendor's documentation of its key format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_END = r"(?![A-Za-z0-9_-])"  # a key ends where its alphabet ends
+_START = r"(?<![A-Za-z0-9_-])"
+_KEYWORD_TRIGGERS = tuple(
+    "kw:" + w
+    for w in (
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "access_key",
+        "access-key",
+        "auth",
+        "private_key",
+        "credential",
+        "bearer",
+    )
+)
+_KEYWORDS = (
+    r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"|auth[_-]?key|private[_-]?key|client[_-]?secret|credentials?|bearer)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSpec:
+    """One credential format. ``value_group`` names the capture group holding the secret."""
+
+    entity: str
+    name: str
+    triggers: tuple[str, ...]  # "lit:…" case-sensitive, "kw:…" lowercase literal; see engine
+    pattern: str
+    score: float = 0.9
+    validator: str | None = "secret"
+    value_group: int = 0
+    right: int = 400  # how far past the trigger the pattern may reach
+
+
+SECRETS: tuple[SecretSpec, ...] = (
+    SecretSpec(
+        "ANTHROPIC_API_KEY",
+        "anthropic_key",
+        ("lit:sk-ant-",),
+        _START + r"sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{80,120}" + _END,
+        0.99,
+    ),
+    SecretSpec(
+        "OPENAI_API_KEY",
+        "openai_key",
+        ("lit:sk-",),
+        _START + r"sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{32,200}" + _END,
+        0.95,
+    ),
+    SecretSpec(
+        "AWS_ACCESS_KEY_ID",
+        "aws_access_key_id",
+        ("lit:AKIA", "lit:ASIA", "lit:ABIA", "lit:ACCA", "lit:A3T"),
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}\b",
+        0.95,
+    ),
+    SecretSpec(
+        "AWS_SECRET_ACCESS_KEY",
+        "aws_secret_access_key",
+        ("kw:aws",),
+        r"(?i:aws)[\w.-]{0,30}?(?i:secret|key)[\w.-]*[\"']?\s*[:=>]+\s*[\"']?"
+        r"(?<![A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        0.95,
+        "aws_secret_key",
+        1,
+        120,
+    ),
+    SecretSpec(
+        "GCP_API_KEY", "gcp_api_key", ("lit:AIza",), r"\bAIza[0-9A-Za-z_-]{35}" + _END, 0.95
+    ),
+    SecretSpec(
+        "GCP_SERVICE_ACCOUNT_KEY",
+        "gcp_service_account",
+        ('lit:"private_key_id"',),
+        r"\"private_key_id\"\s*:\s*\"([a-f0-9]{40})\"",
+        0.95,
+        None,
+        1,
+        80,
+    ),
+    SecretSpec(
+        "PRIVATE_KEY",
+        "pem_private_key",
+        ("lit:-----BEGIN",),
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]{16,12000}?"
+        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        1.0,
+        None,
+        0,
+        12200,
+    ),
+    SecretSpec(
+        "AZURE_CONNECTION_STRING",
+        "azure_connection_string",
+        ("lit:DefaultEndpointsProtocol=",),
+        r"DefaultEndpointsProtocol=https?;AccountName=[^;\s]+;AccountKey=[A-Za-z0-9+/]{86}==[^\s\"']*",
+        0.99,
+        None,
+        0,
+        500,
+    ),
+    SecretSpec(
+        "AZURE_KEY",
+        "azure_shared_key",
+        ("kw:accountkey=", "kw:sharedaccesskey="),
+        r"(?i:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{40,88}={0,2})",
+        0.95,
+        "secret",
+        1,
+        120,
+    ),
+    SecretSpec(
+        "AZURE_KEY",
+        "azure_api_key",
+        ("kw:azure", "kw:ocp-apim-subscription-key", "kw:api-key"),
+        r"(?i:azure|ocp-apim-subscription-key|api-key)[\w.-]{0,40}?(?i:key)?[\w.-]*[\"']?\s*[:=]+\s*"
+        r"[\"']?\b([a-f0-9]{32}|[A-Za-z0-9]{84})\b",
+        0.85,
+        "secret",
+        1,
+        200,
+    ),
+    SecretSpec(
+        "GITHUB_TOKEN",
+        "github_token",
+        ("lit:ghp_", "lit:gho_", "lit:ghu_", "lit:ghs_", "lit:ghr_"),
+        r"\bgh[pousr]_[A-Za-z0-9]{36,251}\b",
+        0.99,
+    ),
+    SecretSpec(
+        "GITHUB_TOKEN",
+        "github_pat",
+        ("lit:github_pat_",),
+        r"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b",
+        0.99,
+    ),
+    SecretSpec(
+        "GITLAB_TOKEN",
+        "gitlab_token",
+        ("lit:glpat-", "lit:gldt-", "lit:glrt-", "lit:glptt-", "lit:glcbt-"),
+        r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_.-]{20,300}" + _END,
+        0.99,
+    ),
+    SecretSpec(
+        "SLACK_TOKEN",
+        "slack_token",
+        ("lit:xox",),
+        r"\bxox[abeposr]-(?:\d+-)*[A-Za-z0-9-]{10,250}" + _END,
+        0.99,
+    ),
+    SecretSpec(
+        "SLACK_WEBHOOK",
+        "slack_webhook",
+        ("lit:https://hooks.slack.com/",),
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,200}",
+        0.99,
+        None,
+    ),
+    SecretSpec(
+        "STRIPE_KEY",
+        "stripe_key",
+        ("lit:sk_live_", "lit:rk_live_", "lit:sk_test_", "lit:rk_test_"),
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,247}\b",
+        0.95,
+    ),
+    SecretSpec(
+        "HUGGINGFACE_TOKEN", "huggingface_token", ("lit:hf_",), r"\bhf_[A-Za-z0-9]{30,40}\b", 0.9
+    ),
+    SecretSpec("NPM_TOKEN", "npm_token", ("lit:npm_",), r"\bnpm_[A-Za-z0-9]{36}\b", 0.95),
+    SecretSpec(
+        "SENDGRID_API_KEY",
+        "sendgrid_key",
+        ("lit:SG.",),
+        r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}" + _END,
+        0.99,
+    ),
+    SecretSpec("TWILIO_API_KEY", "twilio_api_key", ("lit:SK",), r"\bSK[0-9a-f]{32}\b", 0.85),
+    SecretSpec(
+        "GOOGLE_OAUTH_TOKEN",
+        "google_oauth_access_token",
+        ("lit:ya29.",),
+        r"\bya29\.[0-9A-Za-z_-]{20,2000}" + _END,
+        0.95,
+    ),
+    SecretSpec(
+        "GOOGLE_OAUTH_TOKEN",
+        "google_oauth_client_secret",
+        ("lit:GOCSPX-",),
+        r"\bGOCSPX-[A-Za-z0-9_-]{28}" + _END,
+        0.99,
+    ),
+    SecretSpec(
+        "GOOGLE_OAUTH_TOKEN",
+        "google_oauth_refresh_token",
+        ("lit:1//0",),
+        r"\b1//0[A-Za-z0-9_-]{40,500}" + _END,
+        0.85,
+    ),
+    SecretSpec(
+        "JWT",
+        "jwt",
+        ("lit:eyJ",),
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{10,}" + _END,
+        0.9,
+        "jwt",
+        0,
+        8000,
+    ),
+    SecretSpec(
+        "DATABASE_URL",
+        "database_url",
+        ("lit:://",),
+        r"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver"
+        r"|oracle|clickhouse|cockroachdb|jdbc:[a-z]+)://[^\s:/@\"']+:([^\s@/\"']{3,})@[^\s/\"']+",
+        0.95,
+        "url_password",
+        1,
+        300,
+    ),
+    SecretSpec(
+        "URL_CREDENTIALS",
+        "url_credentials",
+        ("lit:://",),
+        r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"']+:([^\s@/\"']{3,})@[^\s/\"']+",
+        0.9,
+        "url_password",
+        1,
+        300,
+    ),
+    SecretSpec(
+        "GENERIC_SECRET",
+        "keyword_secret",
+        _KEYWORD_TRIGGERS,
+        r"(?i:"
+        + _KEYWORDS
+        + r")[\w.-]{0,20}[\"']?(?:\s*(?:[:=]|=>)|\s+(?:is|was)|(?<=[Bb]earer))\s*[\"'`]?"
+        r"([^\s\"'`,;<>]{12,200})",
+        0.8,
+        "high_entropy",
+        1,
+        260,
+    ),
+)
+"""The default credential detectors, in priority order for equal scores."""

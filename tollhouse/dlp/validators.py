@@ -1,0 +1,162 @@
+"""Checksums and plausibility checks that turn a pattern match into a finding or drop it.
+
+A validator takes the matched text and returns True (certain: score 1.0), False (drop it) or
+None (no opinion: keep the pattern's score). Rule authors name them in ``rules/dlp.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+Validator = Callable[[str], bool | None]
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_PLACEHOLDER = re.compile(
+    r"(?i)(?:x{4,}|\.{3}|\*{3,}|<[^>]*>|\{[^}]*\}|your[_-]?|example|sample|dummy|fake|placeholder"
+    r"|redacted|changeme|test[_-]?key|0{8,}|1234567|abcdef[g-z])"
+)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def luhn(text: str) -> bool:
+    """Luhn checksum over the digits of ``text`` (cards, IMEI, Canadian SIN)."""
+    digits = [int(c) for c in text if c.isdigit()]
+    if len(digits) < 2:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def iban(text: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN, spaces and dashes ignored."""
+    s = _NON_ALNUM.sub("", text).upper()
+    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
+        return False
+    rearranged = s[4:] + s[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of ``text``: random keys score high, words and repeats low."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+def is_placeholder(text: str) -> bool:
+    """True for documentation stand-ins: ``sk-...``, ``sk-xxxx``, ``<your-key>``, ``EXAMPLE``."""
+    return bool(_PLACEHOLDER.search(text))
+
+
+def is_hash_like(text: str) -> bool:
+    """True for hex digests (md5, sha1, sha256, git SHAs) and UUIDs: identifiers, not secrets."""
+    s = text.strip()
+    if _UUID.fullmatch(s):
+        return True
+    return bool(_HEX.fullmatch(s)) and len(s) in (7, 8, 12, 16, 32, 40, 48, 56, 64, 96, 128)
+
+
+def secret_token(text: str, min_entropy: float = 3.0) -> bool | None:
+    """Validator for a structured secret: False for placeholders and low-entropy fillers."""
+    if is_placeholder(text):
+        return False
+    body = text.split("_", 1)[-1] if "_" in text[:12] else text
+    if shannon_entropy(body) < min_entropy:
+        return False
+    return None
+
+
+def high_entropy_secret(text: str) -> bool | None:
+    """Validator for an unstructured secret next to a keyword: random-looking, not a hash."""
+    value = text.strip("'\"` ")
+    if len(value) < 12 or is_placeholder(value) or is_hash_like(value):
+        return False
+    if value.isalpha() and (value.islower() or value.istitle()):
+        return False  # a plain word, e.g. "password: required"
+    classes = sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+    if classes < 2 or shannon_entropy(value) < 3.2:
+        return False
+    return None
+
+
+def aws_secret_key(text: str) -> bool | None:
+    """AWS secret access keys are 40 random base64 characters: not a hex digest, not a word."""
+    if is_hash_like(text) or is_placeholder(text) or "EXAMPLEKEY" in text:
+        return False
+    return None if shannon_entropy(text) >= 4.0 else False
+
+
+def eth_address(text: str) -> bool | None:
+    """An Ethereum address: 0x + 40 hex digits, not all one digit."""
+    body = text[2:]
+    return False if len(set(body.lower())) < 6 else None
+
+
+def jwt(text: str) -> bool | None:
+    """A JWT: three base64url parts, the first decoding to a JSON header."""
+    import base64
+    import binascii
+
+    head = text.split(".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return bool(decoded.lstrip().startswith(b"{") and b'"alg"' in decoded)
+
+
+_DOC_PASSWORDS = frozenset(
+    {"password", "pass", "passwd", "secret", "pwd", "changeme", "xxx", "xxxx", "****", "***"}
+)
+
+
+def url_password(text: str) -> bool | None:
+    """The password of a URL with credentials: drop documentation stand-ins (``user:password@``)."""
+    if text.lower() in _DOC_PASSWORDS or is_placeholder(text) or text.startswith("$"):
+        return False
+    return None
+
+
+def mod11_digits(text: str) -> bool:
+    """Generic weighted mod-11 check (weights 2..n from the right) used by many national IDs."""
+    digits = [int(c) for c in text if c.isdigit()]
+    if len(digits) < 2:
+        return False
+    *body, check = digits
+    total = sum(d * w for d, w in zip(reversed(body), range(2, len(body) + 2), strict=False))
+    return (11 - total % 11) % 11 % 10 == check
+
+
+VALIDATORS: dict[str, Validator] = {
+    "luhn": luhn,
+    "iban": iban,
+    "mod11": mod11_digits,
+    "secret": secret_token,
+    "high_entropy": high_entropy_secret,
+    "aws_secret_key": aws_secret_key,
+    "eth_address": eth_address,
+    "jwt": jwt,
+    "url_password": url_password,
+}
+"""Validators a rule author may name in ``rules/dlp.yaml`` (``validator: luhn``)."""
