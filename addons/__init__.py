@@ -8,9 +8,11 @@ stops the stages after it, because each one skips a flow that already has a resp
 
 from addons.audit import Audit
 from addons.commit import Commit
+from addons.dlp import Dlp
 from addons.injection import Injection
 from addons.meter import Meter
 from addons.parse import Parse
+from addons.restore import Restore
 from addons.scope import Scope
 from addons.settle import Settle
 from addons.upstream import Upstream
@@ -19,9 +21,11 @@ addons = [
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
     Parse(),  # request: body -> normalized exchange
+    Dlp(),  # request: PII, secrets, internal ids redacted, masked, hashed or blocked
     Injection(),  # request: prompt-injection score; block or flag
     Meter(),  # request: token and cost estimate; streamed usage requested
     Commit(),  # request: exchange -> body, once
     Settle(),  # responseheaders / response / error: usage, cost
+    Restore(),  # responseheaders / response: redacted values put back for the client
     Audit(),  # response / error: one row per exchange, written asynchronously
 ]

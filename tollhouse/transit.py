@@ -63,6 +63,7 @@ class Transit:
     stream_bytes: bytearray = field(default_factory=bytearray)
     reservation: Reservation | None = None
     stream_filters: list[StreamFilter] = field(default_factory=list)
+    restore_map: dict[str, str] = field(default_factory=dict)  # DLP placeholder -> original
     findings: list[dict[str, Any]] = field(default_factory=list)  # rows of the `findings` table
     events: list[dict[str, Any]] = field(default_factory=list)  # rows of the `events` table
 

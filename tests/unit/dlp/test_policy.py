@@ -23,7 +23,8 @@ def test_shipped_policy_loads() -> None:
     policy = load_dlp_policy(ROOT / "rules" / "dlp.yaml")
     assert policy.default_policy == "standard"
     assert policy.policy("engineering").action_for("IP_ADDRESS", "pii").action == "redact"
-    assert policy.policy("engineering").action_for("GITHUB_TOKEN", "secret").action == "block"
+    assert policy.policy("engineering").action_for("GITHUB_TOKEN", "secret").action == "redact"
+    assert policy.policy("engineering").action_for("PRIVATE_KEY", "secret").action == "block"
     assert policy.policy().action_for("EMAIL_ADDRESS", "pii").restore
 
 

@@ -85,12 +85,22 @@ def test_hash_without_key_fails_closed(
 
 def test_block_names_types_never_values(scanner: DlpScanner) -> None:
     key = "ghp_" + rand(ALNUM, 36, 5)
-    ex = exchange(f"use {key} and mail ann@acme.io")
+    ex = exchange(f"use {key} for Nightjar and mail ann@acme.io")
     result = scanner.inspect(ex)
-    assert result.blocked and result.blocked_types == ["GITHUB_TOKEN"]
+    assert result.blocked and result.blocked_types == ["PROJECT_CODENAME"]
+    assert "Nightjar" not in repr(result) and "Nightjar" not in result.reason
     assert key not in repr(result) and key not in result.reason
-    assert ex.segments[0].text == f"use {key} and mail ann@acme.io"  # a block rewrites nothing
+    text = f"use {key} for Nightjar and mail ann@acme.io"
+    assert ex.segments[0].text == text  # a block rewrites nothing
     assert not ex.changed_segments
+
+
+def test_secrets_are_redacted_by_default(scanner: DlpScanner) -> None:
+    key = "ghp_" + rand(ALNUM, 36, 5)
+    ex = exchange(f"use {key} please")
+    result = scanner.inspect(ex)
+    assert not result.blocked
+    assert key not in ex.segments[0].text and "[GITHUB_TOKEN_1]" in ex.segments[0].text
 
 
 def test_allow_logs_only_and_named_policy_changes_action(scanner: DlpScanner) -> None:

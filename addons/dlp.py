@@ -1,0 +1,66 @@
+"""DLP: scan every outbound prompt for PII, secrets and internal identifiers, and redact, mask,
+hash or block by policy. The audit log records what was found and done, never the value."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+
+from addons._flow import active, off_loop, refuse
+from tollhouse.dlp import DlpScanner, PolicyError, load_dlp_policy
+from tollhouse.providers.base import Refusal
+
+log = logging.getLogger("tollhouse.dlp")
+
+
+class Dlp:
+    def __init__(self) -> None:
+        self.scanner: DlpScanner | None = None
+
+    def configure(self, updated):
+        if "tollhouse_rules" not in updated:
+            return
+        path = Path(ctx.options.tollhouse_rules) / "dlp.yaml"
+        try:
+            self.scanner = DlpScanner(load_dlp_policy(path))
+        except PolicyError as exc:
+            # A running gateway keeps its last good policy; a starting one refuses to start.
+            if self.scanner is None:
+                raise exceptions.OptionsError(str(exc)) from exc
+            log.error("keeping the previous DLP policy: %s", exc)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        transit = active(flow)
+        if transit is None or transit.exchange is None or self.scanner is None:
+            return
+        exchange, record = transit.exchange, transit.record
+        policy = transit.policy if transit.policy in self.scanner.policy.policies else None
+        try:
+            result = await off_loop(exchange, self.scanner.inspect, exchange, policy)
+        except Exception as exc:
+            # Fail closed: unscanned text never leaves. The reason names no scanned value.
+            log.error("DLP scan failed for exchange %s: %s", record.id, type(exc).__name__)
+            refuse(
+                flow,
+                transit,
+                502,
+                Refusal.GATEWAY,
+                "the gateway could not scan this request for sensitive data; it was not sent",
+                "dlp",
+            )
+            return
+        for row in result.audit_rows():
+            transit.findings.append({"exchange_id": record.id, **row})
+        counts: dict[str, int] = {}
+        for finding in result.findings:
+            key = f"{finding.entity_type}:{finding.action}"
+            counts[key] = counts.get(key, 0) + 1
+        record.dlp_actions = ",".join(f"{k}={n}" for k, n in sorted(counts.items())) or None
+        if result.blocked:
+            refuse(flow, transit, 403, Refusal.PERMISSION, result.reason, "dlp")
+            return
+        if result.attachments != "pass":
+            transit.event("dlp", "attachments", handling=result.attachments)
+        transit.restore_map.update(result.restore_map)
