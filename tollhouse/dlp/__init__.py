@@ -8,7 +8,7 @@ Public surface for the addon and the ``tollhouse scan`` command::
     Restorer(result.restore_map).feed(chunk)        # response side, streamed or not
 """
 
-from tollhouse.dlp.policy import DlpPolicy, PolicyError, load_dlp_policy, parse_dlp_policy
+from tollhouse.dlp.policy import DlpPolicy, PolicyError, load_dlp_policy
 from tollhouse.dlp.restore import Restorer
 from tollhouse.dlp.scanner import DlpError, DlpResult, DlpScanner, Finding
 
@@ -21,5 +21,4 @@ __all__ = [
     "PolicyError",
     "Restorer",
     "load_dlp_policy",
-    "parse_dlp_policy",
 ]

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tollhouse.dlp.recognizers import DEFAULT_NATIONAL_IDS
 from tollhouse.dlp.secrets import SECRETS
 from tollhouse.dlp.validators import VALIDATORS
+from tollhouse.policyfile import PolicyDocument, PolicyError, load_policy_file
 
 __all__ = [
     "ACTIONS",
@@ -29,7 +28,6 @@ __all__ = [
     "NamedPolicy",
     "PolicyError",
     "load_dlp_policy",
-    "parse_dlp_policy",
 ]
 
 ACTIONS = ("redact", "mask", "hash", "block", "allow")
@@ -39,10 +37,6 @@ GROUPS = ("PII", "SECRET", "CUSTOM")
 SECRET_ENTITIES = tuple(dict.fromkeys(s.entity for s in SECRETS))
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 Path_ = tuple[str | int, ...]
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be used, with ``file:line: field: reason`` in the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,58 +109,18 @@ class DlpPolicy:
 
 def load_dlp_policy(path: str | Path) -> DlpPolicy:
     """Read and validate ``path``; raise :class:`PolicyError` naming file:line:field."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise PolicyError(f"{path}: cannot read: {e.strerror or e}") from e
-    return parse_dlp_policy(text, str(path))
-
-
-def parse_dlp_policy(text: str, source: str = "<string>") -> DlpPolicy:
-    """Validate YAML ``text`` as a DLP policy; ``source`` names it in errors."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise PolicyError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
-    lines: dict[Path_, int] = {}
-    data = _plain(node, (), lines) if node is not None else {}
-    return _Validator(source, lines).policy(data)
-
-
-def _plain(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
-    """The node as plain Python, recording the line of every path in ``lines``."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            out[key] = _plain(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
+    doc = load_policy_file(Path(path))
+    return _Validator(doc).policy(doc.data)
 
 
 class _Validator:
     """Checks the plain data, raising the first error with its file:line:field."""
 
-    def __init__(self, source: str, lines: dict[Path_, int]) -> None:
-        self.source = source
-        self.lines = lines
+    def __init__(self, doc: PolicyDocument) -> None:
+        self.doc = doc
 
     def fail(self, path: Path_, message: str) -> PolicyError:
-        line = self.lines.get(path)
-        while line is None and path:
-            path = path[:-1]
-            line = self.lines.get(path)
-        where = f"{self.source}:{line}" if line else self.source
-        dotted = ".".join(str(p) for p in path) or "(top level)"
-        return PolicyError(f"{where}: {dotted}: {message}")
+        return self.doc.error(path, message)
 
     def mapping(self, value: Any, path: Path_, allowed: tuple[str, ...] | None) -> dict[str, Any]:
         if value is None:
@@ -263,7 +217,7 @@ class _Validator:
         if default not in policies:
             raise self.fail(("default_policy",), f"no policy named {default!r} under policies")
         return DlpPolicy(
-            source=self.source,
+            source=str(self.doc.file),
             min_score=self.number(top.get("min_score", 0.5), ("min_score",), 0.0, 1.0),
             pii=pii,
             national_ids=ids,

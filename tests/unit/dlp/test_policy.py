@@ -43,19 +43,19 @@ def test_minimal_policy(tmp_path: Path) -> None:
         (GOOD + "min_score: 3\n", ":6: min_score"),
         (
             GOOD + "custom_entities:\n  - name: EMP\n    patterns:\n      - regex: 'EMP-(\\d'\n",
-            ":9: custom_entities.0.patterns.0.regex",
+            ":9: custom_entities[0].patterns[0].regex",
         ),
         (
             GOOD + "custom_entities:\n  - name: EMP\n    validator: nope\n    deny_list: [a]\n",
-            ":8: custom_entities.0.validator",
+            ":8: custom_entities[0].validator",
         ),
         (GOOD.replace("default: redact", "EMAIL: redact"), ":5: policies.standard.actions.EMAIL"),
         (
             GOOD.replace("    actions:", "    attachments: shred\n    actions:"),
             ":4: policies.standard.attachments",
         ),
-        (GOOD + "detect:\n  pii: [EMAIL_ADDRESS, SHOE_SIZE]\n", ":7: detect.pii.1"),
-        (GOOD + "detect:\n  national_ids: [MarsIdRecognizer]\n", ":7: detect.national_ids.0"),
+        (GOOD + "detect:\n  pii: [EMAIL_ADDRESS, SHOE_SIZE]\n", ":7: detect.pii[1]"),
+        (GOOD + "detect:\n  national_ids: [MarsIdRecognizer]\n", ":7: detect.national_ids[0]"),
         (GOOD + "polices: {}\n", ":6: polices"),
         (
             GOOD.replace("default: redact", "default: {action: mask, restore: true}"),
