@@ -19,6 +19,10 @@ class Dlp:
     def __init__(self) -> None:
         self.scanner: DlpScanner | None = None
 
+    def load(self, loader):
+        # presidio logs every recognizer it loads at INFO; the gateway's log is for exchanges.
+        logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+
     def configure(self, updated):
         if "tollhouse_rules" not in updated:
             return

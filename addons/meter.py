@@ -4,6 +4,7 @@ streamed response will report its real usage."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -34,6 +35,8 @@ class Meter:
                 log.error("keeping the previous price overrides: %s", exc)
         if "tollhouse_data" in updated:
             self.counter = TokenCounter(Path(ctx.options.tollhouse_data) / "cache" / "tiktoken")
+            # Loading an encoding takes most of a second: do it now, beside the event loop.
+            threading.Thread(target=self.counter.warm, name="tiktoken-warm", daemon=True).start()
 
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)

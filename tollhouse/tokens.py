@@ -89,6 +89,11 @@ class TokenCounter:
             self._encodings[name] = load_encoding(name, self._cache_dir)
         return self._encodings[name]
 
+    def warm(self) -> None:
+        """Load every shipped encoding now, so the first request does not pay for it."""
+        for model in ("gpt-4o", "gpt-4"):
+            self.encoding(model)
+
     def count(self, text: str, model: str | None = None) -> int:
         """Tokens in ``text``; past ~1 MB of text the rest is extrapolated from the exact part."""
         encoding = self.encoding(model)
