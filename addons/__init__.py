@@ -7,10 +7,13 @@ stops the stages after it, because each one skips a flow that already has a resp
 """
 
 from addons.audit import Audit
+from addons.budget import Budget
 from addons.commit import Commit
 from addons.dlp import Dlp
+from addons.identify import Identify
 from addons.injection import Injection
 from addons.meter import Meter
+from addons.observe import Observe
 from addons.parse import Parse
 from addons.restore import Restore
 from addons.scope import Scope
@@ -20,10 +23,13 @@ from addons.upstream import Upstream
 addons = [
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
+    Observe(),  # next_layer / tcp_*: observed consumer apps relayed undecrypted, measured
+    Identify(),  # http_connect / requestheaders: who, which app, which policy; 407 / 403
     Parse(),  # request: body -> normalized exchange
     Dlp(),  # request: PII, secrets, internal ids redacted, masked, hashed or blocked
     Injection(),  # request: prompt-injection score; block or flag
     Meter(),  # request: token and cost estimate; streamed usage requested
+    Budget(),  # request: reserve the worst case; warn, block or downgrade at the cap
     Commit(),  # request: exchange -> body, once
     Settle(),  # responseheaders / response / error: usage, cost
     Restore(),  # responseheaders / response: redacted values put back for the client

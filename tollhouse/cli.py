@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tollhouse.commands import audit, run, scan
+from tollhouse.commands import audit, budget, run, scan, shadow
 
-COMMANDS = {"run": run, "audit": audit, "scan": scan}
+COMMANDS = {"run": run, "audit": audit, "scan": scan, "budget": budget, "shadow": shadow}
 
 
 def _deployment_options() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +136,7 @@ def fake_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProv
 
 
 def start_gateway(
-    base: Path, fake: FakeProvider, rules: Path | None = None
+    base: Path, fake: FakeProvider, rules: Path | None = None, extra_args: Sequence[str] = ()
 ) -> tuple[Gateway, subprocess.Popen]:
     port = free_port()
     data, certs = base / "data", base / "certs"
@@ -158,6 +158,7 @@ def start_gateway(
                 f"*=127.0.0.1:{fake.port}",
                 "--upstream-ca",
                 str(fake.ca),
+                *extra_args,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

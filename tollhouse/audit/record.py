@@ -36,6 +36,10 @@ class ExchangeRecord:
     user_id: str | None = None
     team: str | None = None
     app: str | None = None
+    identity_source: str | None = None  # e.g. "basic+header": where who and app came from
+    shadow: bool = False  # not attributed to a known identity, application and policy
+    shadow_reason: str | None = None  # "code: detail; ..." (no-identity, no-app, unregistered-key)
+    key_fingerprint: str | None = None  # keyed hash of the provider API key, never the key
     host: str | None = None
     method: str | None = None
     path: str | None = None

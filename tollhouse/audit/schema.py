@@ -87,6 +87,10 @@ TABLES: Mapping[str, Columns] = MappingProxyType(
                 "bytes_up": "BIGINT",
                 "bytes_down": "BIGINT",
                 "duration_ms": "DOUBLE",
+                "app": "VARCHAR",  # the consumer app, as named in hosts.yaml
+                "user_id": "VARCHAR",  # who, when the CONNECT carried proxy credentials
+                "team": "VARCHAR",
+                "identity_source": "VARCHAR",
             }
         ),
     }

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tollhouse.budget.policy import load_budget_policy
 from tollhouse.catalog import load_catalog
 from tollhouse.pki import ensure_interception_ca
 from tollhouse.policyfile import PolicyError
@@ -32,6 +33,11 @@ def add_parser(
     )
     p.add_argument("--upstream-ca", type=Path, help="CA certificate (PEM) to trust for upstreams")
     p.add_argument("--web", action="store_true", help="run inside mitmproxy's web UI (mitmweb)")
+    p.add_argument(
+        "--state",
+        default="embedded",
+        help="where budget spend lives: embedded (under --data) or redis://host:port/db",
+    )
 
 
 def addon_chain() -> Path:
@@ -67,6 +73,8 @@ def mitmproxy_args(args: argparse.Namespace) -> list[str]:
         out += ["--set", f"tollhouse_upstream={spec}"]
     if args.upstream_ca:
         out += ["--set", f"tollhouse_upstream_ca={args.upstream_ca.resolve()}"]
+    if args.state not in ("", "embedded"):
+        out += ["--set", f"tollhouse_state={args.state}"]
     return out
 
 
@@ -74,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     # Check what we can before mitmproxy starts, so mistakes read as one clear line.
     try:
         load_catalog(args.rules / "hosts.yaml")
+        load_budget_policy(args.rules / "budgets.yaml")
         parse_upstreams(args.upstream)
     except (PolicyError, ValueError) as exc:
         print(f"tollhouse run: {exc}", file=sys.stderr)

@@ -1,0 +1,118 @@
+"""``tollhouse shadow``: the report read back from a real audit database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tollhouse import cli
+from tollhouse.audit.record import ExchangeRecord
+from tollhouse.audit.writer import AuditWriter
+from tollhouse.identity.report import parse_since
+
+NOW = datetime.now(UTC)
+
+
+def _exchange(**fields) -> dict:
+    record = ExchangeRecord(
+        client_addr="10.0.0.7", host="api.openai.com", method="POST", provider="openai",
+        status=200, tokens_in=100, tokens_out=20, cost_usd=0.001,
+    )  # fmt: skip
+    for name, value in fields.items():
+        setattr(record, name, value)
+    record.finish()
+    return record.as_row()
+
+
+@pytest.fixture
+def data(tmp_path):
+    writer = AuditWriter(tmp_path)
+    writer.start()
+    alice = {"user_id": "alice", "team": "support", "app": "support-bot"}
+    writer.submit("exchanges", _exchange(**alice, identity_source="basic+header"))
+    writer.submit(
+        "exchanges",
+        _exchange(**alice, identity_source="basic+key", key_fingerprint="aaaa000011112222"),
+    )
+    writer.submit("exchanges", _exchange(
+        user_id="bob", team="research", provider="anthropic", identity_source="basic",
+        shadow=True, key_fingerprint="bbbb000011112222",
+        shadow_reason="unregistered-key: API key bbbb000011112222 is not registered; "
+                      "no-app: no application",
+    ))  # fmt: skip
+    writer.submit("exchanges", _exchange(
+        client_addr="10.9.9.9", shadow=True, shadow_reason="no-identity: no identity",
+        started_at=NOW - timedelta(days=30),
+    ))  # fmt: skip
+    writer.submit("connections", {
+        "at": NOW, "client_addr": "10.0.0.8", "sni": "chatgpt.com", "handling": "observe",
+        "bytes_up": 1200, "bytes_down": 56000, "duration_ms": 3100.0, "app": "chatgpt",
+        "user_id": "carol", "team": "research", "identity_source": "basic",
+    })  # fmt: skip
+    writer.close()
+    return tmp_path
+
+
+def _report(data, capsys, *args) -> dict:
+    assert cli.main(["shadow", "--data", str(data), "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_report_per_person_sanctioned_and_shadow(data, capsys):
+    report = _report(data, capsys)
+    callers = {c["who"]: c for c in report["callers"]}
+    alice, bob, carol = callers["alice"], callers["bob"], callers["carol"]
+    assert alice["sanctioned"] and alice["requests"] == 2 and alice["apps"] == ["support-bot"]
+    assert alice["tokens"] == 240 and alice["unsanctioned_keys"] == []
+    assert not bob["sanctioned"] and bob["shadow_requests"] == 1
+    assert bob["services"] == ["anthropic"] and bob["unsanctioned_keys"] == ["bbbb000011112222"]
+    assert bob["shadow_reasons"] == ["no-app", "unregistered-key"]
+    assert not carol["sanctioned"] and carol["services"] == ["chatgpt"]
+    assert carol["observed_connections"] == 1
+    assert report["observed"][0]["bytes_down"] == 56000
+    assert "10.9.9.9" not in callers  # older than the default 7 days
+
+
+def test_since_all_includes_old_rows(data, capsys):
+    callers = {c["who"]: c for c in _report(data, capsys, "--since", "all")["callers"]}
+    assert callers["10.9.9.9"]["kind"] == "address"
+
+
+def test_tables_in_a_terminal(data, capsys):
+    assert cli.main(["shadow", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "alice (user)" in out and "bbbb000011112222" in out and "chatgpt" in out
+
+
+def test_missing_database_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["shadow", "--data", str(tmp_path)]) == 2
+    assert "no audit database" in capsys.readouterr().err
+
+
+def test_fingerprint_reads_the_key_from_stdin(tmp_path, capsys, monkeypatch):
+    import io
+
+    from tollhouse.identity import keys
+
+    monkeypatch.delenv(keys.ENV, raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk-live-secret\n"))
+    assert cli.main(["shadow", "fingerprint", "--data", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == keys.fingerprint(keys.load_secret(tmp_path), "sk-live-secret")
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"), [("24h", timedelta(hours=24)), ("7d", timedelta(days=7)),
+                        ("30m", timedelta(minutes=30)), ("2w", timedelta(weeks=2))],
+)  # fmt: skip
+def test_parse_since_spans(text, delta):
+    assert parse_since(text, NOW) == NOW - delta
+
+
+def test_parse_since_dates_and_mistakes():
+    assert parse_since("2025-06-01") == datetime(2025, 6, 1, tzinfo=UTC)
+    assert parse_since("all") is None
+    with pytest.raises(ValueError, match=r"expected e\.g\. 24h"):
+        parse_since("yesterday")
