@@ -40,6 +40,7 @@ class Dlp:
         if transit is None or transit.exchange is None or self.scanner is None:
             return
         exchange, record = transit.exchange, transit.record
+        # A bound policy name is a profile across stages; without a section here, the default.
         policy = transit.policy if transit.policy in self.scanner.policy.policies else None
         try:
             result = await off_loop(exchange, self.scanner.inspect, exchange, policy)

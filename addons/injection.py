@@ -39,7 +39,10 @@ class Injection:
             return
         exchange, record = transit.exchange, transit.record
         try:
-            verdict = await off_loop(exchange, self.scanner.check, exchange, transit.policy)
+            # A bound policy name is a profile across stages: where this stage has no section of
+            # that name, its default applies.
+            policy = transit.policy if transit.policy in self.scanner.pack.policies else None
+            verdict = await off_loop(exchange, self.scanner.check, exchange, policy)
         except Exception:
             log.exception("injection scan failed for exchange %s", record.id)
             refuse(
