@@ -88,6 +88,9 @@ def main() -> int:
     scores = evaluate(rows, scanner)
     print(f"{'entity':15} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>10} {'recall':>7}")
     for name, s in scores.items():
+        if s.tp + s.fp + s.fn == 0:  # nothing labelled or found: no figure, rather than a fake 1.0
+            print(f"{name:15} {s.tp:4} {s.fp:4} {s.fn:4} {'n/a':>10} {'n/a':>7}")
+            continue
         print(f"{name:15} {s.tp:4} {s.fp:4} {s.fn:4} {s.precision:10.3f} {s.recall:7.3f}")
     return 0
 
