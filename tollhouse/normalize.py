@@ -43,6 +43,39 @@ _FOLD = str.maketrans(dict.fromkeys(_DASHES, "-"))
 _ODD_RE = re.compile(_INVISIBLE_RE.pattern[:-1] + _DASHES + "]")  # needs more than NFKC
 
 
+def _simple_table() -> dict[int, str]:
+    """Characters NFKC turns into one ASCII character on their own, plus the folded dashes.
+
+    Full-width forms (U+FF01..FF5E, the punctuation of CJK text) and the ideographic space
+    decompose to exactly one ASCII character, which never composes with a neighbour, so
+    replacing them one for one gives the text NFKC would (same offsets, no walk needed).
+    """
+    table = {ord(d): "-" for d in _DASHES}
+    for cp in [0x3000, *range(0xFF01, 0xFF5F)]:
+        target = unicodedata.normalize("NFKD", chr(cp))
+        if len(target) == 1 and target.isascii():
+            table[cp] = target
+    return table
+
+
+_SIMPLE = _simple_table()
+_SIMPLE_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_SIMPLE)) + "]")
+
+
+def _fold_simple(text: str) -> str:
+    """``text.translate(_SIMPLE)``, fast: one ``str.replace`` per distinct character present.
+
+    ``str.translate`` looks each character up in a dict (~150 ns a char for non-ASCII text);
+    a CJK prompt holds a handful of distinct full-width characters, each replaced at C speed.
+    """
+    m = _SIMPLE_RE.search(text)
+    while m is not None:
+        ch = m.group()
+        text = text.replace(ch, _SIMPLE[ord(ch)])  # one for one: offsets stay valid
+        m = _SIMPLE_RE.search(text, m.start())
+    return text
+
+
 def is_invisible(ch: str) -> bool:
     """True for a character that :func:`normalize` strips as invisible."""
     return _INVISIBLE_RE.match(ch) is not None
@@ -191,18 +224,23 @@ def normalize(text: str) -> Normalized:
         return Normalized(text, text)
     if _ODD_RE.search(text) is None and unicodedata.is_normalized("NFKC", text):
         return Normalized(text, text)
+    # Full-width punctuation and digits (CJK text) map one to one: translate them at C speed;
+    # what is still not normalized after that is rare and walked below, block by block.
+    folded = _fold_simple(text)
+    if _ODD_RE.search(folded) is None and unicodedata.is_normalized("NFKC", folded):
+        return Normalized(folded, text)
     out = _Builder()
     removed = 0
     start = 0
     while start < len(text):
         end = _block_end(text, start)
-        block = text[start:end]
+        block = folded[start:end]
         if block.isascii() or (
             _ODD_RE.search(block) is None and unicodedata.is_normalized("NFKC", block)
         ):
             out.add(block, start, end, True)
         else:
-            removed += _walk_block(text, start, end, out)
+            removed += _walk_block(text, folded, start, end, out)
         start = end
     return Normalized(
         "".join(out.parts),
@@ -228,20 +266,24 @@ def _block_end(text: str, start: int) -> int:
     return m.start() if m else len(text)
 
 
-def _walk_block(text: str, start: int, end: int, out: _Builder) -> int:
-    """Normalize ``text[start:end]`` run by run of non-ASCII characters."""
+def _walk_block(text: str, folded: str, start: int, end: int, out: _Builder) -> int:
+    """Normalize ``text[start:end]`` run by run of non-ASCII characters.
+
+    ``folded`` is ``text`` with the one-for-one replacements done; a run that is normalized
+    in it is taken as is, only the others are walked character by character.
+    """
     removed = 0
     pos = start
     for m in _NON_ASCII_RUN.finditer(text, start, end):
         run_start, run_end = m.span()
         # A combining mark may compose with the ASCII character just before the run.
         lead = run_start - 1 if run_start > pos else run_start
-        chunk = text[lead:run_end]
         out.add(text[pos:lead], pos, lead, True)
+        chunk = folded[lead:run_end]
         if _ODD_RE.search(chunk) is None and unicodedata.is_normalized("NFKC", chunk):
             out.add(chunk, lead, run_end, True)
         else:
-            removed += _walk_chunk(chunk, lead, out)
+            removed += _walk_chunk(text[lead:run_end], lead, out)
         pos = run_end
     out.add(text[pos:end], pos, end, True)
     return removed

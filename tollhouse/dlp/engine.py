@@ -1,21 +1,29 @@
-"""The detection engine: every rule's trigger in one regex pass, exact patterns only nearby.
+"""The detection engine: one fast pass finds where rules can match, exact patterns run only there.
 
 Presidio runs each recognizer's regexes over the whole text, one pass per pattern: ~50 passes
-over a 100 KB prompt. Here the cheap *triggers* of all rules (a literal key prefix, ``@``, a run
-of digits, a keyword) are compiled into one alternation and found in a single pass; each rule's
-exact presidio-style patterns then run only on small windows around its triggers, and its
-validators and context words decide the score. The text scanned is the normalized view (NFKC,
-invisible characters removed), and spans are mapped back to the original text.
+over a 100 KB prompt. Here one pass finds candidates and each rule's exact presidio patterns run
+only on small windows around them; its validators and context words then decide the score.
+
+- With hyperscan (:mod:`tollhouse.dlp.prefilter`) and ASCII text, the pass is one hyperscan
+  scan: it reports where a match of each bounded presidio pattern (the number and token rules)
+  can end, and where the literal triggers of the other rules (key prefixes, ``@``) occur.
+- Otherwise the pass is a set of cheap *triggers*: ``str.find`` for literals, a digit-run
+  regex for numbers, a byte-shape search for long tokens. The result is the same (tested).
+
+Patterns that can never reach the policy's ``min_score`` are dropped up front. The text scanned
+is the normalized view (NFKC, invisible characters removed); spans map back to the original.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from tollhouse.dlp.prefilter import Scan, build_prefilter, max_width, token_runs
 from tollhouse.dlp.recognizers import NUMBER_TRIGGER, TOKEN_TRIGGER, Rule
 from tollhouse.dlp.validators import is_hash_like
 from tollhouse.normalize import normalize
@@ -28,6 +36,7 @@ _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 80, 30
 _CONTEXT_BOOST = 0.35  # presidio's default context similarity factor
 _MIN_SCORE_WITH_CONTEXT = 0.4
+_END_SLACK = 16  # chars past a prefilter match end that the window keeps, for lookaheads
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +62,62 @@ class Detector:
         allow_patterns: Iterable[str] = (),
         decode_base64: bool = True,
     ) -> None:
-        self.rules = list(rules)
         self.min_score = min_score
+        self.rules = [self._live(r) for r in rules]
         self.allow_values = frozenset(v.casefold() for v in allow_values)
         self.allow_patterns = [re.compile(p) for p in allow_patterns]
         self.decode_base64 = decode_base64
         # Each distinct trigger is searched once; rules sharing it share its windows.
-        self._by_trigger: dict[str, list[Rule]] = {}
-        for rule in self.rules:
-            for trigger in rule.triggers:
-                self._by_trigger.setdefault(trigger, []).append(rule)
-        if decode_base64:
-            self._by_trigger.setdefault(TOKEN_TRIGGER, [])
+        self._by_trigger = self._group_by_trigger(self.rules)
         self._regex = {
             t: re.compile(_NAMED_GROUP.sub("(?:", t[3:]))
             for t in self._by_trigger
             if t.startswith("re:")
         }
+        # With hyperscan: one pass finds where covered rules' patterns may match (ASCII text).
+        # Rules found at a literal (keys, custom IDs) are cheap already; cover the others.
+        self._prefilter = build_prefilter(
+            [
+                [p for p, _ in r.patterns] if any(t.startswith("re:") for t in r.triggers) else []
+                for r in self.rules
+            ],
+            list(self._by_trigger),
+        )
+        covered = self._prefilter.covered if self._prefilter is not None else frozenset()
+        self._by_trigger_fast = self._group_by_trigger(
+            [r for i, r in enumerate(self.rules) if i not in covered]
+        )
+        self._widths = {
+            (ri, pi): max_width(p) or 0
+            for ri in covered
+            for pi, (p, _) in enumerate(self.rules[ri].patterns)
+        }
+
+    def _live(self, rule: Rule) -> Rule:
+        """``rule`` without the patterns that can never reach ``min_score`` (no checksum)."""
+        if rule.validate is not None:
+            return rule  # a checksum can raise any match to 1.0
+        ctx = bool(rule.context)
+        live = tuple(
+            (p, score) for p, score in rule.patterns if _best_score(score, ctx) >= self.min_score
+        )
+        return rule if len(live) == len(rule.patterns) else dataclasses.replace(rule, patterns=live)
+
+    def _group_by_trigger(self, rules: Sequence[Rule]) -> dict[str, list[Rule]]:
+        by_trigger: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if not rule.patterns:
+                continue
+            for trigger in rule.triggers:
+                by_trigger.setdefault(trigger, []).append(rule)
+        if self.decode_base64:
+            by_trigger.setdefault(TOKEN_TRIGGER, [])
+        return by_trigger
+
+    @property
+    def uses_prefilter(self) -> bool:
+        """True when ASCII text is scanned with the one-pass hyperscan prefilter."""
+        return self._prefilter is not None
 
     def detect(self, text: str) -> list[Detection]:
         """Entities in ``text``, spans as offsets into ``text``; overlaps not yet resolved."""
@@ -95,6 +143,9 @@ class Detector:
     def _hits(self, trigger: str, text: str, lower: str | None) -> Iterator[tuple[int, int]]:
         """Spans where ``trigger`` occurs: str.find for literals, one regex pass otherwise."""
         kind, _, needle = trigger.partition(":")
+        if trigger == TOKEN_TRIGGER and text.isascii():
+            yield from token_runs(text)
+            return
         if kind == "re":
             for m in self._regex[trigger].finditer(text):
                 yield m.span()
@@ -140,13 +191,30 @@ class Detector:
         """Detections in ``text``; fills ``base64_runs`` with the long tokens seen, if given."""
         best: dict[tuple[str, int, int], Detection] = {}
         cache: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # rules with one window shape
-        lower = text.lower()
-        lowered = lower if len(lower) == len(text) else None
-        for trigger, rules in self._by_trigger.items():
+        scan: Scan | None = None
+        by_trigger = self._by_trigger
+        if self._prefilter is not None and text.isascii():
+            scan = self._prefilter.scan(text.encode("ascii"))
+        if scan is not None:
+            by_trigger = self._by_trigger_fast
+            for key, ends in scan.ends.items():
+                rule = self.rules[key[0]]
+                pattern, base = rule.patterns[key[1]]
+                for m in _matches_ending(text, pattern, self._widths[key], ends):
+                    self._keep(best, text, rule, m, base)
+        lowered: str | None = None
+        if scan is None and any(t.startswith("kw:") for t in by_trigger):
+            lower = text.lower()
+            lowered = lower if len(lower) == len(text) else None
+        for trigger, rules in by_trigger.items():
             counting = trigger == NUMBER_TRIGGER
+            if scan is not None and not trigger.startswith("re:"):
+                spans: Iterable[tuple[int, int]] = scan.literals.get(trigger, ())
+            else:
+                spans = self._hits(trigger, text, lowered)
             hits = [
                 (hs, he, sum(map(str.isdigit, text[hs:he])) if counting else 1 << 30)
-                for hs, he in self._hits(trigger, text, lowered)
+                for hs, he in spans
             ]
             if trigger == TOKEN_TRIGGER and base64_runs is not None:
                 base64_runs.extend((hs, he) for hs, he, _ in hits)
@@ -154,13 +222,24 @@ class Detector:
                 continue
             for rule in rules:
                 for m, base in self._matches(text, hits, rule, cache):
-                    d = self._confirm(text, rule, m, base)
-                    if d is None:
-                        continue
-                    key = (rule.name, d.start, d.end)
-                    if key not in best or best[key].score < d.score:
-                        best[key] = d
+                    self._keep(best, text, rule, m, base)
         return list(best.values())
+
+    def _keep(
+        self,
+        best: dict[tuple[str, int, int], Detection],
+        text: str,
+        rule: Rule,
+        m: re.Match[str],
+        base: float,
+    ) -> None:
+        """Confirm ``m``; keep it unless the same rule already found the span with more score."""
+        d = self._confirm(text, rule, m, base)
+        if d is None:
+            return
+        key = (rule.name, d.start, d.end)
+        if key not in best or best[key].score < d.score:
+            best[key] = d
 
     def _matches(
         self,
@@ -239,6 +318,39 @@ class Detector:
             for d in self._detect_plain(decoded):
                 out.append(Detection(start, end, d.entity, d.score, d.rule, True))
         return out
+
+
+def _best_score(score: float, context: bool) -> float:
+    """The highest score a match of a pattern scoring ``score`` can reach without a checksum."""
+    if context and score < 1.0:
+        return max(min(1.0, score + _CONTEXT_BOOST), _MIN_SCORE_WITH_CONTEXT)
+    return score
+
+
+def _matches_ending(
+    text: str, pattern: re.Pattern[str], width: int, ends: list[int]
+) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` that end at one of ``ends`` (sorted), as a full finditer finds them.
+
+    Every real match ends where the prefilter reported an end, and starts at most ``width``
+    characters earlier; windows stop past a word so ``\\b`` and lookaheads see real text.
+    """
+    n = len(text)
+    real = set(ends)
+    ws, we = max(0, ends[0] - width), ends[0] + _END_SLACK
+    for e in (*ends[1:], None):
+        if e is not None and e - width <= we:
+            we = e + _END_SLACK  # ends are sorted: this window grows
+            continue
+        we = _WORD_TAIL.match(text, min(n, we), min(n, we + 64)).end()  # type: ignore[union-attr]
+        if e is not None and e - width <= we:  # the word tail reaches the next end's window
+            we = e + _END_SLACK
+            continue
+        for m in pattern.finditer(text, ws, we):
+            if m.end() in real:
+                yield m
+        if e is not None:
+            ws, we = e - width, e + _END_SLACK
 
 
 _HEXISH = frozenset("0123456789abcdefABCDEF-")

@@ -186,8 +186,16 @@ def _phone_invalid(text: str) -> bool:
     return bool(_DATE.match(text.strip()) or _SSN_SHAPE.fullmatch(text.strip()))
 
 
+# Every IPv6 match holds "::" or, written in full, five colons around four hex groups; a clock
+# time "10:04:05" holds neither. The regex starts with a literal, so re's fast search finds it.
+IPV6_TRIGGERS = (
+    "lit:::",
+    r"re::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:",
+)
+
+
 def ipv6_rule() -> Rule:
-    """Presidio's IPv6 patterns and validation, run only where a token holds colons."""
+    """Presidio's IPv6 patterns and validation, run only where a token holds IPv6's colons."""
     base = presidio_rule("IpRecognizer")
     module = importlib.import_module("presidio_analyzer.predefined_recognizers")
     recognizer = module.IpRecognizer()
@@ -199,14 +207,12 @@ def ipv6_rule() -> Rule:
         name="IpV6Recognizer",
         entity="IP_ADDRESS",
         patterns=patterns,
-        triggers=("lit:::", NUMBER_TRIGGER),
-        left=40,
-        right=40,
+        triggers=IPV6_TRIGGERS,
+        left=64,  # the longest match ("ffff:...:255.255.255.255/128") is 49 characters
+        right=64,
         context=base.context,
         invalidate=base.invalidate,
-        min_digits=3,
         token=True,
-        prefilter=re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"),
     )
 
 

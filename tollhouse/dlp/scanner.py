@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from tollhouse.dlp.engine import Detection, Detector
@@ -228,8 +229,16 @@ def resolve_overlaps(detections: list[Detection]) -> list[Detection]:
         detections,
         key=lambda d: (-d.score, -(d.end - d.start), d.rule.group != "secret", d.start),
     )
+    # The kept spans never overlap, so sorted by start they are sorted by end too: a new span
+    # can only overlap its neighbours in that order (one bisect instead of a scan of all kept).
+    starts: list[int] = []
     kept: list[Detection] = []
     for d in ranked:
-        if all(d.end <= k.start or d.start >= k.end for k in kept):
-            kept.append(d)
-    return sorted(kept, key=lambda d: d.start)
+        i = bisect_left(starts, d.start)
+        if i > 0 and kept[i - 1].end > d.start:
+            continue
+        if i < len(kept) and kept[i].start < d.end:
+            continue
+        starts.insert(i, d.start)
+        kept.insert(i, d)
+    return kept
