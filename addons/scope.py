@@ -41,7 +41,13 @@ class Scope:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         assert self.catalog is not None
         sni = data.client_hello.sni
-        entry = self.catalog.match(sni)
+        # The SNI names the host in regular and transparent modes; in reverse (and upstream)
+        # modes the client may name the gateway itself, and the target is where we connect.
+        # (An upstream override may already have changed the address; the server's SNI keeps
+        # the provider's name.)
+        server = data.context.server
+        target = server.sni or (server.address[0] if server.address else None)
+        entry = self.catalog.match(sni) or self.catalog.match(target)
         if entry is None or (not entry.decrypt and entry.handling != Handling.BLOCK):
             data.ignore_connection = True
         if entry is not None and entry.handling == Handling.OBSERVE:
@@ -57,15 +63,24 @@ class Scope:
         if flow.response or flow.error or not flow.live or transit_of(flow):
             return
         assert self.catalog is not None
-        entry = self.catalog.match(flow.request.pretty_host) or self.catalog.match(
-            flow.client_conn.sni
-        )
+        # The Host header first; then where the request goes (reverse mode keeps the gateway's
+        # name in Host), the provider name kept as SNI upstream, and the client's SNI.
+        host, entry = None, None
+        for candidate in (
+            flow.request.pretty_host,
+            flow.request.host,
+            flow.server_conn.sni,
+            flow.client_conn.sni,
+        ):
+            if entry := self.catalog.match(candidate):
+                host = candidate
+                break
         if entry is None or entry.handling == Handling.OBSERVE:
             return  # not ours: forwarded untouched and never recorded
         peer = flow.client_conn.peername
         record = ExchangeRecord(
             client_addr=peer[0] if peer else None,
-            host=flow.request.pretty_host,
+            host=host,
             method=flow.request.method,
             path=flow.request.path.split("?", 1)[0],  # query strings may carry API keys
             provider=entry.name,

@@ -96,3 +96,10 @@ def test_bad_catalog_on_reload_keeps_the_last_good_one(tmp_path, scope):
         tctx.configure(scope, tollhouse_rules=str(RULES))
         tctx.configure(scope, tollhouse_rules=str(tmp_path))
         assert scope.catalog.match("api.openai.com") is not None
+
+
+def test_reverse_mode_decides_by_the_target_when_the_sni_names_the_gateway(scope):
+    data = hello_data("gateway.corp.example")
+    data.context.server.address = ("api.openai.com", 443)
+    scope.tls_clienthello(data)
+    assert not data.ignore_connection
