@@ -94,6 +94,8 @@ class Budget:
             if verdict.hold is not None:
                 verdict.hold.release()
             return
+        # Held from here on: whatever happens next, the settle stage closes it exactly once.
+        transit.reservation = verdict.hold
         if verdict.blocked is not None:
             transit.event("budget", "block", budget=verdict.budget, reason=verdict.blocked)
             if verdict.budget is None:  # no price for a model under a USD budget
@@ -110,7 +112,6 @@ class Budget:
         for warning in verdict.warnings:
             transit.event("budget", "warn", budget=warning.budget, used_percent=warning.percent)
             headers.append(warning.header)
-        transit.reservation = verdict.hold
         if headers:
             flow.metadata[_HEADERS] = headers
 

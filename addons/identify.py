@@ -33,6 +33,7 @@ from tollhouse.transit import Transit
 log = logging.getLogger("tollhouse.identify")
 
 PROXY_AUTHORIZATION = "proxy-authorization"
+DEFAULT_APP_HEADER = "x-tollhouse-app"
 AuthResult = Principal | AuthFailure | None  # None: the client sent no proxy credentials
 
 
@@ -55,20 +56,25 @@ class Identify:
             self.identifier = None
             return
         try:
-            self.identifier = Identifier.load(path, ctx.options.tollhouse_data)
+            identifier = Identifier.load(path, ctx.options.tollhouse_data)
         except (PolicyError, OSError, ValueError) as exc:
             # A running gateway keeps its last good identities; a starting one refuses to start.
             if self.identifier is None:
                 raise exceptions.OptionsError(str(exc)) from exc
             log.error("keeping the previous identities: %s", exc)
+            return
+        if self.identifier is not None:
+            self.identifier.auth.close()
+        self.identifier = identifier
 
     # ---- CONNECT: explicit-proxy HTTPS -------------------------------------------------------
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
+        # Read once and drop: a CONNECT flow is kept (mitmweb, flow files) with its headers.
+        header = flow.request.headers.pop(PROXY_AUTHORIZATION, None)
         if self.identifier is None or flow.response or flow.error or not flow.live:
             return
         entry = _catalog_entry(flow.request.host)
-        header = flow.request.headers.get(PROXY_AUTHORIZATION)
         if entry is None:
             # Not an AI host by name, but its TLS may name an observed app (CONNECT to an IP):
             # check the credentials in the background, for attribution only; never delayed.
@@ -97,14 +103,14 @@ class Identify:
     # ---- every request -----------------------------------------------------------------------
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if self.identifier is None:
-            return
         headers = flow.request.headers
-        # Both are meant for the gateway alone: never forwarded, whatever the host.
+        # Both are meant for the gateway alone: never forwarded, whatever the host, and even
+        # when no identity file is loaded.
         header = headers.pop(PROXY_AUTHORIZATION, None)
-        app_name = headers.pop(self.identifier.app_header, None)
+        app_header = self.identifier.app_header if self.identifier else DEFAULT_APP_HEADER
+        app_name = headers.pop(app_header, None)
         transit = active(flow)
-        if transit is None:
+        if transit is None or self.identifier is None:
             return
         result: Principal | AuthFailure | None
         if header:
@@ -154,14 +160,20 @@ class Identify:
         self.tunnels[client] = await self._authenticate(header)
 
     async def _authenticate(self, header: str) -> Principal | AuthFailure:
+        """The header's principal or refusal; password hashes run off the event loop. Fails
+        closed: a check that breaks is a refusal, never a request that skips this stage."""
         assert self.identifier is not None
-        auth = self.identifier.auth
-        if (principal := auth.cached(header)) is not None:
-            return principal
-        if auth.slow(header):
-            # Password hashes take tens of ms by design: never on the event loop.
-            return await asyncio.to_thread(auth.check, header)
-        return auth.check(header)
+        try:
+            return await self.identifier.auth.check_async(header)
+        except Exception:
+            log.exception("proxy credentials could not be checked")  # never the header itself
+            return AuthFailure(
+                self.identifier.auth.scheme(header), "proxy credentials could not be checked"
+            )
+
+    def done(self) -> None:
+        if self.identifier is not None:
+            self.identifier.auth.close()
 
     def _auth_required(self, message: str, result: AuthResult) -> http.Response:
         """A 407 naming what is wrong, with a challenge for each scheme the gateway accepts."""

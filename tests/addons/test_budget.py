@@ -163,3 +163,17 @@ def test_a_bad_budgets_file_stops_a_starting_gateway(tmp_path):
         pytest.raises(Exception, match=r"budgets.yaml:2: budgets\[0\].period"),
     ):
         tctx.options.tollhouse_rules = str(tmp_path)
+
+
+async def test_a_later_stage_refusal_releases_the_reservation(chain):
+    from addons._flow import refuse
+
+    flow = openai_flow(chat("gpt-4o-mini"))
+    await as_team(chain, flow, "payments")
+    transit = transit_of(flow)
+    assert transit.reservation is not None
+    # e.g. commit refusing a signed body it cannot rewrite: mitmproxy still runs `response`.
+    refuse(flow, transit, 400, "invalid_request", "cannot rewrite a signed body", "commit")
+    Settle().response(flow)
+    Settle().error(flow)  # and a late error changes nothing: released exactly once
+    assert states(chain[3])["team:payments/month"] == (0, 0)

@@ -216,3 +216,79 @@ def test_observed_connection_counts_bytes_and_keeps_no_content():
         observation = flow.metadata[OBSERVE_KEY]
         assert (observation.bytes_up, observation.bytes_down) == (607, 16000)
         assert len(flow.messages) == 1
+
+
+# ---- attacks ---------------------------------------------------------------------------------
+
+
+def _hostile_token() -> str:
+    import base64
+    import json
+
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"Bearer {b64({'alg': 'RS256', 'kid': ['rs256']})}.{b64({'sub': 'alice'})}.c2ln"
+
+
+async def test_a_hostile_token_on_a_plain_http_request_fails_closed(stage):
+    # An exception in the stage would let the request go upstream unattributed in enforce mode.
+    scope, identify, _, mode = stage
+    flow = request(scope, client(), app="support-bot", key=ALICE_KEY, creds=_hostile_token())
+    await identify.requestheaders(flow)
+    record = transit_of(flow).record
+    assert record.shadow and record.shadow_reason.startswith("auth-failed: ")
+    assert (flow.response is not None) == (mode == "enforce")
+    if mode == "enforce":
+        assert flow.response.status_code == 407
+
+
+async def test_a_hostile_token_on_connect_is_challenged(stage):
+    _, identify, _, mode = stage
+    flow = connect(identify, client(), _hostile_token())
+    await identify.http_connect(flow)
+    assert (flow.response is not None) == (mode == "enforce")
+
+
+async def test_connect_credentials_do_not_stay_on_the_kept_connect_flow(stage):
+    _, identify, _, _ = stage
+    for host in ("api.openai.com", "example.com"):
+        flow = connect(identify, client(), basic("alice"), host=host)
+        await identify.http_connect(flow)
+        assert "proxy-authorization" not in flow.request.headers
+    for task in list(identify._pending):
+        await task
+
+
+async def test_alices_tunnel_identity_is_not_shared_with_another_client_on_her_address(stage):
+    scope, identify, _, mode = stage
+    alice, other = client(), client()  # the same address (NAT, a shared host), two connections
+    await identify.http_connect(connect(identify, alice, basic("alice")))
+    await identify.http_connect(connect(identify, other, None))
+    flow = request(scope, other, app="support-bot", key=ALICE_KEY)
+    await identify.requestheaders(flow)
+    assert transit_of(flow).record.user_id is None
+    assert (flow.response is not None) == (mode == "enforce")
+
+
+async def test_proxy_headers_are_removed_even_without_an_identity_file(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(RULES / "hosts.yaml", rules / "hosts.yaml")
+    scope, identify = Scope(), Identify()
+    with taddons.context(scope, identify) as tctx:
+        tctx.configure(scope, tollhouse_rules=str(rules), tollhouse_data=str(tmp_path))
+        assert identify.identifier is None
+        conn = client()
+        tunnel = connect(identify, conn, basic("alice"))
+        await identify.http_connect(tunnel)
+        assert "proxy-authorization" not in tunnel.request.headers
+        for host in ("api.openai.com", "example.com"):
+            flow = tflow.tflow(client_conn=conn)
+            flow.request.host = host
+            flow.request.headers["Proxy-Authorization"] = basic("alice")
+            flow.request.headers["X-Tollhouse-App"] = "support-bot"
+            scope.requestheaders(flow)
+            await identify.requestheaders(flow)
+            assert "proxy-authorization" not in flow.request.headers
+            assert "x-tollhouse-app" not in flow.request.headers

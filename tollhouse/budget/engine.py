@@ -102,7 +102,11 @@ class Unpriced(Exception):
 
 
 def _units_usd(cost: Decimal) -> int:
-    return math.ceil(cost * MICRO_USD)  # round up: a reservation never undercounts
+    """Micro-USD, rounded up (a reservation never undercounts) and never below zero: a negative
+    price or usage must not free budget for others. Raises ValueError for NaN or infinity."""
+    if not cost.is_finite():
+        raise ValueError(f"not a cost: {cost}")
+    return max(math.ceil(cost * MICRO_USD), 0)
 
 
 def _show(budget: Budget, units: int) -> str:
@@ -127,11 +131,13 @@ class Hold:
         return [p.charge for p in self.planned]
 
     def settle(self, cost_usd: Decimal | None, usage: Usage | None) -> None:
+        priced = cost_usd is not None and cost_usd.is_finite()
         actual = []
         for p in self.planned:
             if p.budget.unit == Unit.TOKENS and usage is not None:
-                actual.append(usage.total_tokens)
-            elif p.budget.unit == Unit.USD and cost_usd is not None:
+                actual.append(max(usage.total_tokens, 0))
+            elif p.budget.unit == Unit.USD and priced:
+                assert cost_usd is not None
                 actual.append(_units_usd(cost_usd))
             else:  # usage came back but cannot be priced: charge the worst case held
                 actual.append(p.charge.amount)
@@ -233,7 +239,8 @@ class BudgetEngine:
         output = 0 if request.operation in _NO_OUTPUT else request.max_output_tokens
         if output is None:
             output = self.policy.max_output_tokens
-        worst = Usage(input_tokens=request.tokens_in, output_tokens=output)
+        # The client sets max_tokens: a negative one must not make a negative reservation.
+        worst = Usage(input_tokens=max(request.tokens_in, 0), output_tokens=max(output, 0))
         cost = prices.cost(request.provider, model, worst)
         planned = []
         for budget, key in applicable:

@@ -1,4 +1,9 @@
-"""Webhook notifications, sent from a background thread: the request path only enqueues."""
+"""Webhook notifications, sent from a background thread: the request path only enqueues.
+
+The webhook is the one URL the budgets file names: redirects are not followed (a POST turned into
+a GET to wherever the answer points is not what finance configured), and the URL's path, which
+for chat webhooks is the credential itself, never appears in a log line.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,17 @@ import json
 import logging
 import queue
 import threading
-import time
 import urllib.request
 from typing import Any
 
+from tollhouse.budget.store import shown_url
+
 log = logging.getLogger("tollhouse.budget")
 
-_STOP = object()
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the 3xx becomes an HTTPError: a failed post
 
 
 class Notifier:
@@ -20,7 +29,10 @@ class Notifier:
 
     def __init__(self, url: str, *, timeout: float = 5.0, attempts: int = 3) -> None:
         self.url, self.timeout, self.attempts = url, timeout, attempts
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1000)
+        self._shown = shown_url(url)
+        self._opener = urllib.request.build_opener(_NoRedirects)
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tollhouse-notify", daemon=True)
         self._thread.start()
 
@@ -32,12 +44,19 @@ class Notifier:
             log.error("budget notification queue is full; dropped %s", payload.get("budget"))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued (up to ``timeout`` seconds), then stop the thread."""
-        self._queue.put(_STOP)
+        """Send what is queued (up to ``timeout`` seconds), then stop the thread. Never blocks
+        longer than ``timeout``, even with a full queue and a webhook that does not answer."""
+        self._stop.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while (payload := self._queue.get()) is not _STOP:
+        while True:
+            try:
+                payload = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
             self._post(payload)
 
     def _post(self, payload: dict[str, Any]) -> None:
@@ -50,10 +69,10 @@ class Notifier:
                 headers={"content-type": "application/json", "user-agent": "tollhouse"},
             )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # noqa: S310
+                with self._opener.open(request, timeout=self.timeout) as reply:
                     reply.read()
                 return
-            except OSError as exc:
-                log.warning("budget webhook %s failed (attempt %d): %s", self.url, attempt, exc)
-                time.sleep(0.5 * attempt)
-        log.error("budget webhook %s: gave up on %s", self.url, payload.get("budget"))
+            except OSError as exc:  # urllib's messages name the status or reason, not the URL
+                log.warning("budget webhook %s failed (attempt %d): %s", self._shown, attempt, exc)
+                self._stop.wait(0.5 * attempt)  # closing: the remaining attempts without a pause
+        log.error("budget webhook %s: gave up on %s", self._shown, payload.get("budget"))

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tollhouse.budget.store import Admission, Charge, State, StateError
+from tollhouse.budget.store import Admission, Charge, State, StateError, shown_url
 
 PREFIX = "tollhouse:{budget}:"
 _STATE, _HOLDS = PREFIX + "state:", PREFIX + "holds:"
@@ -99,9 +99,10 @@ class RedisStore:
             self._redis = redis.Redis.from_url(
                 url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
             )
-        except ValueError as exc:
-            raise StateError(f"bad --state URL {url!r}: {exc}") from exc
-        self.url = url
+        except ValueError:
+            shown = shown_url(url)
+            raise StateError(f"bad --state URL {shown}: use redis://host:port/db") from None
+        self.url = shown_url(url)  # for messages: never the password
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
 

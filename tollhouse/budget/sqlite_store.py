@@ -1,18 +1,26 @@
 """The embedded state store: one SQLite file under the data folder, owned by one gateway.
 
 WAL mode lets ``tollhouse budget`` read while the gateway writes. Atomicity: a process-wide lock
-plus ``BEGIN IMMEDIATE`` (SQLite's write lock), so the check and the reservation are one step even
-if a second process opened the file by mistake. Commits use ``synchronous=NORMAL``: a committed
-reservation or spend survives a crash of the gateway process (not necessarily a power cut).
+plus ``BEGIN IMMEDIATE`` (SQLite's write lock), so the check and the reservation are one step.
+Commits use ``synchronous=NORMAL``: a committed reservation or spend survives a crash of the
+gateway process (not necessarily a power cut).
+
+One gateway owns the file: opening it for writing takes an exclusive lock on ``<file>.lock`` (held
+until :meth:`SqliteStore.close` or the process ends, crash included) and drops the holds of the
+previous owner, which is gone. A second gateway on the same ``--data`` is refused with a clear
+error instead of wiping the first one's holds; gateways share budgets through Redis.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from tollhouse.budget.store import Admission, Charge, State, StateError
 
@@ -34,14 +42,15 @@ class SqliteStore:
         self.path, self.read_only = path, read_only
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
+        self._owner: IO[str] | None = None
         if read_only:
             if path.exists():
                 self._con = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=5
                 )
             return
+        self._owner = _own(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
@@ -49,6 +58,7 @@ class SqliteStore:
             # Holds belong to the process that made them; that process is gone. Spend stays.
             con.execute("DELETE FROM budget_holds")
         except sqlite3.Error as exc:
+            self._owner.close()
             raise StateError(f"cannot open the budget store {path}: {exc}") from exc
         self._con = con
 
@@ -137,6 +147,9 @@ class SqliteStore:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+            if self._owner is not None:
+                self._owner.close()  # releases the lock
+                self._owner = None
 
     @staticmethod
     def _totals(con: sqlite3.Connection, key: str, period: str, now: float) -> tuple[int, int]:
@@ -147,3 +160,27 @@ class SqliteStore:
             (key, period, key, period, now),
         ).fetchone()
         return int(row[0]), int(row[1])
+
+
+def _own(path: Path) -> IO[str]:
+    """Lock ``<path>.lock`` for this process, or raise StateError naming who holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
+    except OSError as exc:
+        raise StateError(f"cannot open the budget store {path}: {exc}") from exc
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = owner.read().strip() or "unknown"
+        owner.close()
+        raise StateError(
+            f"another gateway (pid {holder}) uses the budget store {path}: run one gateway per "
+            "--data folder, or share budgets between gateways with --state redis://host:port/db"
+        ) from None
+    owner.seek(0)
+    owner.truncate()
+    owner.write(f"{os.getpid()}\n")
+    owner.flush()
+    return owner

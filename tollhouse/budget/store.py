@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 MICRO_USD = 1_000_000  # units per USD
 HOLD_TTL = 3600.0
@@ -76,6 +77,20 @@ class BudgetStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages and logs may show it: scheme, host and port, never a password (Redis)
+    or a path, which for webhooks often is the token itself (``/hooks/T0/B0/secret``)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(an unreadable URL)"
+    if not host:
+        return f"{parts.scheme}://{parts.path}" if parts.scheme == "unix" else "(a URL)"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 class StateError(RuntimeError):

@@ -24,6 +24,7 @@ from rich.table import Table
 from tollhouse.audit.query import AuditError
 from tollhouse.identity import keys
 from tollhouse.identity.report import ShadowReport, parse_since, shadow_report
+from tollhouse.policyfile import PolicyError
 
 EXIT_ERROR = 2
 
@@ -68,7 +69,12 @@ def _fingerprint(args: argparse.Namespace) -> int:
     if not key:
         print("tollhouse shadow: error: no key on stdin", file=sys.stderr)
         return EXIT_ERROR
-    print(keys.fingerprint(keys.load_secret(args.data), key))
+    try:
+        secret = keys.load_secret(args.data)
+    except PolicyError as exc:
+        print(f"tollhouse shadow: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(keys.fingerprint(secret, key))
     return 0
 
 

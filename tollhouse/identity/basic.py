@@ -3,7 +3,8 @@
 The file holds one ``user:hash`` per line (``#`` starts a comment); a hash is bcrypt (``$2b$``,
 ``$2a$``, ``$2y$``, e.g. from ``htpasswd -nB``) or argon2 (``$argon2id$``). Both are slow by design
 (tens of milliseconds): callers verify off the event loop and cache the result. Unknown users are
-checked against a dummy hash so that the answer takes as long as for a known one.
+checked against one of the file's own hashes (the result thrown away), so that the answer takes
+as long as for a known user: same algorithm, same cost parameters, no timing oracle.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from tollhouse.policyfile import PolicyError
 
 _BCRYPT = ("$2a$", "$2b$", "$2y$")
 _ARGON2 = ("$argon2id$", "$argon2i$", "$argon2d$")
-# bcrypt hash of a random, forgotten password: what an unknown user's password is compared with.
-_DUMMY = b"$2b$12$TyZ6AOb3iHeNwdwPVjXbFukNf3iWyZbVD7scVvXKOvzqpMwW2SrLO"
+# bcrypt hash of a random, forgotten password: the stand-in only for an empty credentials file.
+_DUMMY = "$2b$12$TyZ6AOb3iHeNwdwPVjXbFukNf3iWyZbVD7scVvXKOvzqpMwW2SrLO"
 
 
 class MalformedCredentials(ValueError):
@@ -48,6 +49,12 @@ class Credentials:
     def __init__(self, hashes: dict[str, str]) -> None:
         self._hashes = hashes
         self._argon2 = argon2.PasswordHasher()
+        # What an unknown user's password is checked against: the most common kind of hash in
+        # the file (algorithm and cost), so unknown and known users cost the same work.
+        kinds: dict[str, list[str]] = {}
+        for hashed in hashes.values():
+            kinds.setdefault(_parameters(hashed), []).append(hashed)
+        self._dummy = max(kinds.values(), key=len)[0] if kinds else _DUMMY
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
@@ -72,22 +79,28 @@ class Credentials:
             hashes[user] = hashed
         return cls(hashes)
 
-    def __contains__(self, user: str) -> bool:
-        return user in self._hashes
-
     def verify(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s. Slow by design (the hash's cost); constant-time
         comparison is the hash library's."""
         hashed = self._hashes.get(user)
         if hashed is None:
-            _bcrypt_check(password, _DUMMY)  # same work as for a real user: no timing oracle
+            self._check(self._dummy, password)  # same work as for a real user: no timing oracle
             return False
+        return self._check(hashed, password)
+
+    def _check(self, hashed: str, password: str) -> bool:
         if hashed.startswith(_ARGON2):
             try:
                 return self._argon2.verify(hashed, password)
             except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
                 return False
         return _bcrypt_check(password, hashed.encode())
+
+
+def _parameters(hashed: str) -> str:
+    """What sets a hash's cost: ``$2b$12`` (bcrypt), ``$argon2id$v=19$m=65536,t=3,p=4``."""
+    parts = hashed.split("$")
+    return "$".join(parts[:4] if hashed.startswith(_ARGON2) else parts[:3])
 
 
 def _bcrypt_check(password: str, hashed: bytes) -> bool:

@@ -9,14 +9,20 @@ registered fingerprint changes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
+
+from tollhouse.policyfile import PolicyError
+
+log = logging.getLogger("tollhouse.identify")
 
 ENV = "TOLLHOUSE_FINGERPRINT_KEY"
 SECRET_NAME = "fingerprint.key"  # noqa: S105 - a file name
@@ -29,24 +35,57 @@ _SIGV4_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]{16,128})/")
 
 def load_secret(data_dir: Path | str, environ: Mapping[str, str] | None = None) -> bytes:
     """The fingerprint secret: the environment variable, else the data folder's secret file,
-    created (32 random bytes, mode 0600) if it does not exist yet."""
+    created (32 random bytes, mode 0600) if it does not exist yet. The file is published
+    complete in one step, so gateways starting together agree on one secret. Raises
+    :class:`~tollhouse.policyfile.PolicyError` for a file that holds no usable secret."""
     env = os.environ if environ is None else environ
     if value := env.get(ENV):
         return value.encode()
     path = Path(data_dir) / SECRET_NAME
+    if not path.exists():
+        _create(path)
+    return _read(path)
+
+
+def _read(path: Path) -> bytes:
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it in between: use theirs
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as out:
-        out.write(secret.hex() + "\n")
+        text = path.read_text(encoding="ascii").strip()
+        secret = bytes.fromhex(text)
+    except OSError as exc:
+        raise PolicyError(path, None, "", f"cannot read: {exc.strerror or exc}") from None
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        # Never fall back to a weak or empty key: every fingerprint would change and be
+        # guessable. The file's content is not quoted: it is a secret.
+        raise PolicyError(
+            path,
+            None,
+            "",
+            f"not a fingerprint secret (expected {2 * 32} hex digits); "
+            f"restore it from backup, or set {ENV}",
+        )
+    if path.stat().st_mode & 0o077:
+        log.warning("%s can be read by other users: chmod 600 it", path)
     return secret
+
+
+def _create(path: Path) -> None:
+    """Write a new secret to a private temporary file, then link it into place: the name
+    appears with its whole content or not at all; if another process won, its secret stays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SECRET_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, (secrets.token_bytes(32).hex() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another gateway won the race: use theirs
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fingerprint(secret: bytes, key: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tollhouse.identity import keys
 from tollhouse.identity.basic import Credentials
-from tollhouse.identity.config import IdentityConfig, Mode, Network, load_identities
+from tollhouse.identity.config import IdentityConfig, Mode, load_identities
 from tollhouse.identity.networks import NetworkTable
 from tollhouse.identity.principal import AuthFailure, Principal, Source
 from tollhouse.identity.proxyauth import ProxyAuthenticator
@@ -93,23 +93,17 @@ class Identifier:
         secret. Raises :class:`~tollhouse.policyfile.PolicyError` on any mistake."""
         return cls(load_identities(path), keys.load_secret(data_dir))
 
-    def network(self, client_ip: str | None) -> Network | None:
-        return self.networks.match(client_ip)
-
     def mode(self, client_ip: str | None) -> str:
-        """The mode for a client: its most specific network range's, else the global one."""
+        """The mode for a client: the most specific range that sets one, else the global one."""
         net = self.networks.match(client_ip)
         return net.mode if net is not None and net.mode else self.config.mode
 
     def device(self, client_ip: str | None) -> Principal | None:
-        """The device or site a client address stands for, if its range is named."""
+        """The device or site a client address stands for: the most specific named range."""
         net = self.networks.match(client_ip)
         if net is None or net.name is None:
             return None
         return Principal(net.name, net.team, Source.NETWORK)
-
-    def fingerprint(self, key: str) -> str:
-        return keys.fingerprint(self.secret, key)
 
     def resolve(
         self,
@@ -124,7 +118,7 @@ class Identifier:
         from proxy authentication; ``app_name`` from the application header; ``key`` is the
         provider API key (only its fingerprint is kept)."""
         net = self.networks.match(client_ip)
-        mode = net.mode if net is not None and net.mode else self.config.mode
+        mode = self.mode(client_ip)
         reasons: list[str] = []
         if failure is not None:
             reasons.append(f"{Reason.AUTH_FAILED}: {failure.message}")

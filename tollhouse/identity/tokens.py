@@ -8,6 +8,7 @@ messages say what is wrong and never quote the token or its claims.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -40,16 +41,20 @@ class JwtVerifier:
         c = self.config
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.exceptions.DecodeError:
+        except (jwt.exceptions.InvalidTokenError, ValueError, TypeError):
+            # Any attacker-shaped header (a non-text kid, a crit extension): a refusal, never
+            # an exception, which would skip the identity stage for this request.
             return AuthFailure("bearer", "the proxy token is not a well-formed JWT")
-        kid = header.get("kid")
+        kid, alg = header.get("kid"), header.get("alg")
+        if not isinstance(alg, str) or (kid is not None and not isinstance(kid, str)):
+            return AuthFailure("bearer", "the proxy token is not a well-formed JWT")
         if kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))  # a one-key JWKS needs no kid
         else:
             key = self._keys.get(kid)
         if key is None:
             return AuthFailure("bearer", "the proxy token is signed by a key not in the JWKS (kid)")
-        if header.get("alg") not in c.algorithms:
+        if alg not in c.algorithms:
             allowed = ", ".join(c.algorithms)
             return AuthFailure("bearer", f"the proxy token's algorithm is not one of {allowed}")
         try:
@@ -76,7 +81,14 @@ class JwtVerifier:
             team = next((t for t in team if isinstance(t, str)), None)
         if not isinstance(team, str) or not team:
             team = self._users.get(user)
-        return Principal(user, team, Source.JWT, expires_at=float(claims["exp"]))
+        return Principal(user, team, Source.JWT, expires_at=_time(claims["exp"]))
+
+
+def _time(value: Any) -> float:
+    """A NumericDate claim (``exp``, ``nbf``): a finite number of seconds, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("not a NumericDate")
+    return float(value)
 
 
 def _decode(token: str, key: Any, c: JwtConfig, now: float) -> dict[str, Any]:
@@ -95,8 +107,8 @@ def _decode(token: str, key: Any, c: JwtConfig, now: float) -> dict[str, Any]:
             "verify_iat": False,
         },
     )
-    if float(claims["exp"]) <= now - c.leeway_seconds:
+    if _time(claims["exp"]) <= now - c.leeway_seconds:
         raise jwt.exceptions.ExpiredSignatureError()
-    if "nbf" in claims and float(claims["nbf"]) > now + c.leeway_seconds:
+    if "nbf" in claims and _time(claims["nbf"]) > now + c.leeway_seconds:
         raise jwt.exceptions.ImmatureSignatureError()
     return claims
