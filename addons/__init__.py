@@ -1,9 +1,11 @@
 """The Tollhouse pipeline: the ordered chain of stage addons.
 
 Load it into mitmproxy with ``mitmdump -s addons/__init__.py`` or ``mitmweb -s addons/__init__.py``
-(``tollhouse run`` does this for you). The order is the pipeline; to switch a stage off, remove it
-from this list. Request hooks run top to bottom; a stage that answers the request itself (a block)
-stops the stages after it, because each one skips a flow that already has a response.
+(``tollhouse run`` does this for you; with plain ``mitmdump`` add ``--set flow_detail=0``, or
+mitmproxy prints every request's URL, keys in query strings included). The order is the pipeline;
+to switch a stage off, remove it from this list. Request hooks run top to bottom; a stage that
+answers the request itself (a block) stops the stages after it, because each one skips a flow that
+already has a response.
 """
 
 from addons.audit import Audit

@@ -51,6 +51,9 @@ class Audit:
     def error(self, flow: http.HTTPFlow) -> None:
         self._record(flow)
 
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)  # a CONNECT to an AI host that failed upstream (see scope)
+
     def _record(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None or transit.recorded or self.writer is None:

@@ -48,8 +48,10 @@ class Commit:
                 flow.request.content = rendered.body  # re-encoded with the client's encoding
                 flow.request.path = rendered.path
             record.model_sent = exchange.model
-            if exchange.stream:
+            if exchange.stream and not exchange.signed:
                 # Streamed bodies are read event by event as they pass; ask for them unencoded.
+                # (Not when SigV4 signs the request: its signature may cover this header, and
+                # event-stream frames are not compressed anyway.)
                 flow.request.headers["accept-encoding"] = "identity"
         body = flow.request.get_content(strict=False) or b""
         record.request_body = clip(body.decode("utf-8", "replace")) if body else None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http, tls
 
 from addons._flow import KEY, refuse, transit_of
-from tollhouse.audit.record import ExchangeRecord
+from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Catalog, Handling, load_catalog
+from tollhouse.exchange import Operation
 from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
 from tollhouse.transit import Transit
@@ -38,6 +40,18 @@ class Scope:
                     raise exceptions.OptionsError(str(exc)) from exc
                 log.error("keeping the previous host catalog: %s", exc)
 
+    def running(self) -> None:
+        # Under plain `mitmdump -s`, mitmproxy prints a line per flow with its full URL (and its
+        # headers from flow_detail=2): API keys in Gemini's ?key= and Authorization would be logged.
+        detail = getattr(ctx.options, "flow_detail", 0)
+        if detail:
+            log.warning(
+                "flow_detail=%s: mitmproxy logs every request's URL%s, where API keys travel "
+                "(Gemini's ?key=); run with --set flow_detail=0, as `tollhouse run` does",
+                detail,
+                " and headers" if detail >= 2 else "",
+            )
+
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         assert self.catalog is not None
         sni = data.client_hello.sni
@@ -58,6 +72,33 @@ class Scope:
                 audit.observe_connection(
                     client_addr=client[0] if client else None, sni=sni, handling=entry.handling
                 )
+
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        """A CONNECT to an AI host that failed upstream (mitmproxy connects before answering the
+        CONNECT): the client never gets to send its request, so this is the exchange's only
+        trace. Refusals by the gateway's own stages (407) are not upstream failures."""
+        if transit_of(flow) or flow.response is None or flow.response.status_code < 500:
+            return
+        assert self.catalog is not None
+        host = flow.request.host
+        entry = self.catalog.match(host)
+        if entry is None or entry.handling == Handling.OBSERVE:
+            return
+        peer = flow.client_conn.peername
+        why = flow.server_conn.error or flow.response.get_text(strict=False) or ""
+        record = ExchangeRecord(
+            started_at=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
+            client_addr=peer[0] if peer else None,
+            host=host,
+            method=flow.request.method,
+            provider=entry.name,
+            operation=Operation.UNKNOWN,
+            status=flow.response.status_code,
+            decision=Decision.ERROR,
+            # mitmproxy appends advice about connection strategies, meant for its own log
+            error=why.split(" If you plan to redirect", 1)[0],
+        )
+        flow.metadata[KEY] = Transit(entry=entry, record=record)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or transit_of(flow):

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from mitmproxy import ctx, http
+from mitmproxy.flow import Error
 
 from addons._flow import transit_of
 from tollhouse.audit.record import Decision
@@ -17,6 +18,20 @@ from tollhouse.transit import Transit, clip
 log = logging.getLogger("tollhouse.settle")
 
 STREAM_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
+
+
+# mitmproxy's messages for a flow that ended on the client's side: nothing more reaches the client.
+_CLIENT_GONE = ("client disconnected", "stream reset by client", Error.KILLED_MESSAGE.lower())
+
+
+def status_seen(flow: http.HTTPFlow) -> int | None:
+    """The status the client received for a failed flow: the response's, if its headers had gone
+    out (a stream that broke later); 502 if the upstream failed before answering (mitmproxy then
+    answers the client itself); None if the client left, or was cut off, before any answer."""
+    if flow.response is not None:
+        return flow.response.status_code
+    message = (flow.error.msg if flow.error else "").lower()
+    return None if message.startswith(_CLIENT_GONE) else 502
 
 
 class Settle:
@@ -48,7 +63,9 @@ class Settle:
                     reader = transit.stream_reader = None
             for stream_filter in filters:
                 chunk = stream_filter.feed(chunk) + (stream_filter.close() if end else b"")
-            return chunk
+            # Nothing to send yet (a held partial event) is no chunk at all: mitmproxy would
+            # write an empty chunk to an HTTP/1.1 client, which ends a chunked body.
+            return chunk or []
 
         flow.response.stream = relay
 
@@ -78,6 +95,7 @@ class Settle:
             return
         record = transit.record
         record.error = flow.error.msg if flow.error else "unknown error"
+        record.status = status_seen(flow)
         if record.decision != Decision.BLOCK:
             record.decision = Decision.ERROR
         summary = None

@@ -22,6 +22,8 @@ Behaviour, from the ``x-fake-behavior`` header or ``[[fake:...]]`` markers anywh
 ``slow=MS``       wait MS ms before answering and between stream events
 ``break``         send about half the body (stream events) and then reset the connection
 ``chunks=N``      N content events: the default answer is N words long; echo is cut in <= N pieces
+``split``         send each stream event in two HTTP chunks a few ms apart, so that a reader sees
+                  events cut in the middle (as TCP may deliver them)
 
 Input tokens are the whitespace-separated words in all request text, output tokens the words of
 the answer (see ``fake_providers/common.py``).
@@ -112,6 +114,7 @@ CATALOG_HOSTS: tuple[str, ...] = (
 LOCAL_NAMES = ("localhost",)
 LOCAL_IPS = ("127.0.0.1", "::1")
 FAKE_PATH = "/_fake/requests"
+SPLIT_PAUSE = 0.02  # seconds between the two halves of an event with ``split``
 
 Parse = Callable[[Incoming], Prompt]
 Render = Callable[[Incoming, Prompt, Answer], Reply]
@@ -428,7 +431,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._abort()
             if i and behavior.slow_ms:
                 time.sleep(behavior.slow_ms / 1000)
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            halves = (event[: len(event) // 2], event[len(event) // 2 :])
+            for n, part in enumerate(halves if behavior.split else (event,)):
+                if n:
+                    time.sleep(SPLIT_PAUSE)  # long enough for the halves to arrive apart
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
         self.wfile.write(b"0\r\n\r\n")
 
     def _abort(self) -> None:

@@ -85,7 +85,7 @@ class Behavior:
     """How to misbehave, from the ``x-fake-behavior`` header and ``[[fake:...]]`` prompt markers.
 
     Items are separated by commas, semicolons or spaces: ``echo``, ``error=STATUS``,
-    ``slow=MS``, ``break``, ``chunks=N``.
+    ``slow=MS``, ``break``, ``chunks=N``, ``split``.
     """
 
     echo: bool = False
@@ -93,6 +93,7 @@ class Behavior:
     slow_ms: int = 0
     break_stream: bool = False
     chunks: int | None = None
+    split: bool = False
 
 
 def parse_behavior(header: str | None, texts: Iterable[str]) -> Behavior:
@@ -111,6 +112,8 @@ def parse_behavior(header: str | None, texts: Iterable[str]) -> Behavior:
                 behavior.echo = True
             elif name == "break":
                 behavior.break_stream = True
+            elif name == "split":
+                behavior.split = True
             elif name == "error":
                 behavior.error = int(value)
                 if not 400 <= behavior.error <= 599:
@@ -125,7 +128,7 @@ def parse_behavior(header: str | None, texts: Iterable[str]) -> Behavior:
             raise FakeError(
                 400,
                 f"fake provider: unknown behaviour {item!r}; use echo, error=4xx|5xx, slow=MS, "
-                f"break or chunks=N",
+                f"break, chunks=N or split",
             ) from None
     return behavior
 

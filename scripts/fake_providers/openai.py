@@ -28,6 +28,7 @@ from fake_providers.common import (
 FAMILY = "openai"
 SSE = "text/event-stream; charset=utf-8"
 FINGERPRINT = "fp_fake00001"
+AZURE_DEPLOYED_MODEL = "gpt-4o-mini-2024-07-18"  # what every fake Azure deployment runs
 EMBEDDING_DIMENSIONS = 8
 
 _ERROR_TYPES = {
@@ -57,12 +58,13 @@ def _headers() -> dict[str, str]:
 
 
 def _model(req: Incoming) -> str:
-    """The body's model, or on Azure's deployment paths the deployment name."""
+    """The body's model, or on Azure's deployment paths the model the deployment runs: Azure
+    ignores a model in the body there, and answers with the model's name, not the deployment's."""
+    if "deployment" in req.params:
+        return AZURE_DEPLOYED_MODEL
     model = req.body.get("model") if isinstance(req.body, dict) else None
     if isinstance(model, str) and model:
         return model
-    if "deployment" in req.params:
-        return req.params["deployment"]
     raise FakeError(400, "you must provide a model parameter")
 
 

@@ -16,8 +16,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -197,3 +201,34 @@ def as_user(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Gateway:
     monkeypatch.setenv("HTTPS_PROXY", gateway.proxy)
     monkeypatch.setenv("SSL_CERT_FILE", str(gateway.ca))
     return gateway
+
+
+def start_fake_provider(tls: Path) -> tuple[FakeProvider, subprocess.Popen]:
+    """Another fake provider, with its own CA in ``tls`` (one the gateway does not trust)."""
+    port = free_port()
+    log = tls / "fake.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "fake_provider.py"),
+                "--port",
+                str(port),
+                "--tls-dir",
+                str(tls),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for_port(port, proc, log)
+    return FakeProvider(port=port, ca=tls / "ca.pem", url=f"https://127.0.0.1:{port}"), proc
+
+
+def user_client(gateway: Gateway, **kwargs) -> httpx.Client:
+    """A plain HTTP client set up as a user would: the gateway as proxy, its CA trusted."""
+    import ssl
+
+    import httpx
+
+    context = ssl.create_default_context(cafile=str(gateway.ca))
+    return httpx.Client(proxy=gateway.proxy, verify=context, timeout=30, **kwargs)

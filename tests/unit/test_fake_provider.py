@@ -375,8 +375,8 @@ def test_azure_openai_deployment(fake):
     r = client.chat.completions.create(
         model="my-gpt4o", messages=[{"role": "user", "content": "hi"}]
     )
-    assert r.model == "my-gpt4o"
-    assert r.choices[0].message.content.startswith("Hello from the fake my-gpt4o")
+    assert r.model == "gpt-4o-mini-2024-07-18"  # the deployment's model, as Azure answers
+    assert r.choices[0].message.content.startswith("Hello from the fake gpt-4o-mini")
     assert r.model_extra["prompt_filter_results"][0]["prompt_index"] == 0
     chunks = list(
         client.chat.completions.create(
@@ -385,7 +385,7 @@ def test_azure_openai_deployment(fake):
     )
     assert chunks[0].choices == []  # Azure's opening prompt-filter chunk
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == "Hello from the fake my-gpt4o. How can I help?"
+    assert text == "Hello from the fake gpt-4o-mini-2024-07-18. How can I help?"
 
 
 def test_echo_marker_and_header(oai):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 
@@ -78,6 +79,46 @@ def mitmproxy_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def check_mode(spec: str, host: str, port: int) -> str | None:
+    """Why mitmproxy could not listen in mode ``spec`` on ``host:port``, or None. Checked before
+    it starts, where the error would come after a start-up banner and name mitmproxy's options."""
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    try:
+        mode = ProxyMode.parse(spec)
+    except ValueError as exc:
+        return f"--mode {spec}: {exc} (one of {', '.join(MODES)})"
+    listen_port = mode.listen_port(port)
+    if listen_port is None:
+        return None
+    address = (mode.listen_host(host) or "0.0.0.0", listen_port)  # noqa: S104 - mitmproxy's default
+    kind = socket.SOCK_DGRAM if mode.transport_protocol == "udp" else socket.SOCK_STREAM
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}"
+    return None
+
+
+def check_upstream_ca(path: Path) -> str | None:
+    """Why ``path`` cannot serve as ``--upstream-ca`` (a PEM file of CA certificates), or None."""
+    from cryptography import x509
+
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        return f"--upstream-ca {path}: {exc.strerror or exc}"
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return f"--upstream-ca {path}: no PEM certificate in this file"
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     # Check what we can before mitmproxy starts, so mistakes read as one clear line.
     try:
@@ -87,8 +128,11 @@ def main(args: argparse.Namespace) -> int:
     except (PolicyError, ValueError) as exc:
         print(f"tollhouse run: {exc}", file=sys.stderr)
         return 2
-    if args.upstream_ca and not args.upstream_ca.is_file():
-        print(f"tollhouse run: --upstream-ca: no such file: {args.upstream_ca}", file=sys.stderr)
+    problem = check_mode(args.mode, args.host, args.port) or (
+        check_upstream_ca(args.upstream_ca) if args.upstream_ca else None
+    )
+    if problem:
+        print(f"tollhouse run: {problem}", file=sys.stderr)
         return 2
     try:
         ca = ensure_interception_ca(args.certs)

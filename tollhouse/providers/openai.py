@@ -128,7 +128,7 @@ class OpenAIAdapter(JsonAdapter):
         if not isinstance(data, dict):
             return ResponseSummary()
         model = data.get("model")
-        summary = ResponseSummary(model=model if isinstance(model, str) else None)
+        summary = ResponseSummary(model=model if isinstance(model, str) and model else None)
         text = TextCollector()
         if exchange.operation == Operation.RESPONSES:
             summary.usage = responses_usage(data.get("usage"))
@@ -194,8 +194,10 @@ class ChatStreamReader(SseReader):
         data = try_load(event.data)
         if not isinstance(data, dict):
             return False
-        if self.summary.model is None and isinstance(data.get("model"), str):
-            self.summary.model = data["model"]
+        model = data.get("model")
+        if not self.summary.model and isinstance(model, str) and model:
+            # (Azure opens with a prompt-filter chunk whose model is "".)
+            self.summary.model = model
         usage = data.get("usage")
         if not isinstance(usage, dict):
             usage = dig(data, "x_groq", "usage")  # Groq puts it here
