@@ -9,7 +9,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 
 from addons._flow import active, off_loop, refuse
-from tollhouse.dlp import DlpScanner, PolicyError, load_dlp_policy
+from tollhouse.dlp import DlpError, DlpScanner, PolicyError, TooLargeToScan, load_dlp_policy
 from tollhouse.providers.base import Refusal
 
 log = logging.getLogger("tollhouse.dlp")
@@ -34,6 +34,9 @@ class Dlp:
             if self.scanner is None:
                 raise exceptions.OptionsError(str(exc)) from exc
             log.error("keeping the previous DLP policy: %s", exc)
+            return
+        if problem := self.scanner.missing_hash_key():
+            log.warning("%s", problem)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
@@ -44,9 +47,15 @@ class Dlp:
         policy = transit.policy if transit.policy in self.scanner.policy.policies else None
         try:
             result = await off_loop(exchange, self.scanner.inspect, exchange, policy)
+        except TooLargeToScan as exc:
+            refuse(flow, transit, 413, Refusal.INVALID_REQUEST, f"{exc}; it was not sent", "dlp")
+            return
         except Exception as exc:
-            # Fail closed: unscanned text never leaves. The reason names no scanned value.
-            log.error("DLP scan failed for exchange %s: %s", record.id, type(exc).__name__)
+            # Fail closed: unscanned text never leaves. A DlpError's message names no scanned
+            # value (that is its contract); anything else is reported by its type only.
+            why = str(exc) if isinstance(exc, DlpError) else type(exc).__name__
+            log.error("DLP scan failed for exchange %s: %s", record.id, why)
+            transit.event("dlp", "failed", reason=why)
             refuse(
                 flow,
                 transit,

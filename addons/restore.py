@@ -14,6 +14,7 @@ from mitmproxy import http
 
 from addons._flow import transit_of
 from tollhouse.dlp import Restorer
+from tollhouse.dlp.restore import SseRestorer
 
 log = logging.getLogger("tollhouse.restore")
 
@@ -27,9 +28,14 @@ def _json_restorer(restore_map: dict[str, str]) -> Restorer:
 
 
 class _StreamRestore:
-    """A stream filter, UTF-8 safe across chunks, holding back only a partial placeholder."""
+    """A stream filter, UTF-8 safe across chunks, holding back only a partial placeholder.
 
-    def __init__(self, restorer: Restorer) -> None:
+    Server-sent events go through :class:`SseRestorer`, which also restores a placeholder the
+    model wrote over several events; other streams (a streamed JSON array) through the plain
+    :class:`Restorer` on the bytes.
+    """
+
+    def __init__(self, restorer: Restorer | SseRestorer) -> None:
         self._restorer = restorer
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -52,7 +58,11 @@ class Restore:
         if flow.response.headers.get("content-type", "").startswith(_OPAQUE_STREAMS):
             transit.event("restore", "skipped", reason="event-stream frames cannot be rewritten")
             return
-        transit.stream_filters.append(_StreamRestore(_json_restorer(transit.restore_map)))
+        if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
+            restorer: Restorer | SseRestorer = SseRestorer(transit.restore_map)
+        else:
+            restorer = _json_restorer(transit.restore_map)
+        transit.stream_filters.append(_StreamRestore(restorer))
 
     def response(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)

@@ -116,25 +116,9 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def fake_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProvider]:
-    tls = tmp_path_factory.mktemp("fake-tls")
-    port = free_port()
-    log = tls / "fake.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "fake_provider.py"),
-                "--port",
-                str(port),
-                "--tls-dir",
-                str(tls),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    fake, proc = start_fake_provider(tmp_path_factory.mktemp("fake-tls"))
     try:
-        wait_for_port(port, proc, log)
-        yield FakeProvider(port=port, ca=tls / "ca.pem", url=f"https://127.0.0.1:{port}")
+        yield fake
     finally:
         stop(proc)
 
@@ -204,7 +188,8 @@ def as_user(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Gateway:
 
 
 def start_fake_provider(tls: Path) -> tuple[FakeProvider, subprocess.Popen]:
-    """Another fake provider, with its own CA in ``tls`` (one the gateway does not trust)."""
+    """A fake provider process with its own CA in ``tls`` (the session's, or another one that
+    the gateway does not trust)."""
     port = free_port()
     log = tls / "fake.log"
     with log.open("w") as out:

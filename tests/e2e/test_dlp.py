@@ -81,3 +81,16 @@ def test_a_blocked_entity_never_leaves(as_user, fake_provider):
         "join findings f on f.exchange_id = e.id where f.entity_type = 'PROJECT_CODENAME'"
     )
     assert (rows[-1]["decision"], rows[-1]["status"], rows[-1]["action"]) == ("block", 403, "block")
+
+
+def test_a_prompt_too_large_to_scan_is_refused_not_sent(as_user, fake_provider):
+    fake_provider.clear()
+    client = openai.OpenAI(api_key="sk-test-not-real", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "a " * 2_000_001}],
+        )
+    assert err.value.status_code == 413
+    assert "4000000" in str(err.value) and "not sent" in str(err.value)
+    assert fake_provider.requests() == []

@@ -78,10 +78,18 @@ def _scan_lines(
             continue
         try:
             item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise ValueError('expected an object with a string "text"')
-        except ValueError as e:
-            print(f"tollhouse scan: line {number}: {e}", file=sys.stderr)
+        except json.JSONDecodeError as e:
+            print(
+                f"tollhouse scan: line {number}: not valid JSON: {e.msg} (column {e.colno})",
+                file=sys.stderr,
+            )
+            failed += 1
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            print(
+                f'tollhouse scan: line {number}: expected an object with a string "text"',
+                file=sys.stderr,
+            )
             failed += 1
             continue
         record: dict[str, Any] = {

@@ -10,7 +10,7 @@ Public surface for the addon and the ``tollhouse scan`` command::
 
 from tollhouse.dlp.policy import DlpPolicy, PolicyError, load_dlp_policy
 from tollhouse.dlp.restore import Restorer
-from tollhouse.dlp.scanner import DlpError, DlpResult, DlpScanner, Finding
+from tollhouse.dlp.scanner import DlpError, DlpResult, DlpScanner, Finding, TooLargeToScan
 
 __all__ = [
     "DlpError",
@@ -20,5 +20,6 @@ __all__ = [
     "Finding",
     "PolicyError",
     "Restorer",
+    "TooLargeToScan",
     "load_dlp_policy",
 ]

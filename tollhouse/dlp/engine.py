@@ -289,9 +289,19 @@ class Detector:
                 score = 1.0
         if rule.invalidate is not None and rule.invalidate(value):
             return None
-        if rule.group == "pii" and _inside_identifier(text, start, end):
+        if rule.group == "pii" and (
+            _inside_identifier(text, start, end) or _inside_number(text, start, end)
+        ):
             return None
-        if score < 1.0 and rule.context and self._has_context(text, start, end, rule.context):
+        if rule.entity == "EMAIL_ADDRESS" and _URL_USERINFO.search(text, max(0, start - 64), start):
+            return None  # "scheme://user:password@host": a credential, found as one
+        context = bool(rule.context) and self._has_context(text, start, end, rule.context)
+        if not context and (
+            rule.needs_context
+            or (rule.not_context and _has_word_before(text, start, rule.not_context))
+        ):
+            return None
+        if score < 1.0 and context:
             score = max(min(1.0, score + _CONTEXT_BOOST), _MIN_SCORE_WITH_CONTEXT)
         if score < self.min_score or self.is_allowed(value):
             return None
@@ -364,6 +374,24 @@ def _inside_identifier(text: str, start: int, end: int) -> bool:
     while te < len(text) and text[te] in _HEXISH and te - end < 64:
         te += 1
     return (ts, te) != (start, end) and is_hash_like(text[ts:te])
+
+
+_NOT_CONTEXT_BEFORE = 40
+_URL_USERINFO = re.compile(r"://[^\s/@:]*:?$")
+
+
+def _has_word_before(text: str, start: int, words: tuple[str, ...]) -> bool:
+    """True when one of ``words`` occurs in the few characters before ``start``."""
+    found = set(_WORD.findall(text[max(0, start - _NOT_CONTEXT_BEFORE) : start].lower()))
+    return any(w in found for w in words)
+
+
+def _inside_number(text: str, start: int, end: int) -> bool:
+    """True when the span's digits continue past it: a piece of a longer number (a timestamp,
+    the decimals of pi) is not an ID, whatever its checksum says."""
+    return (start > 0 and text[start - 1].isdigit() and text[start].isdigit()) or (
+        end < len(text) and text[end].isdigit() and text[end - 1].isdigit()
+    )
 
 
 def _decode_text(run: str) -> str | None:

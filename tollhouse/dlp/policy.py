@@ -22,6 +22,7 @@ __all__ = [
     "ACTIONS",
     "ATTACHMENT_MODES",
     "BUILTIN_PII",
+    "DEFAULT_MAX_SCAN_CHARS",
     "ActionSpec",
     "CustomEntity",
     "DlpPolicy",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 ACTIONS = ("redact", "mask", "hash", "block", "allow")
+# A request with more text than this is refused (413), not scanned: scanning is linear, but a
+# pathological 10 MB prompt (all digits) would hold a worker thread for tens of seconds. Four
+# million characters is about a million tokens, past every model's context window but Gemini's.
+DEFAULT_MAX_SCAN_CHARS = 4_000_000
 ATTACHMENT_MODES = ("pass", "log", "block")
 BUILTIN_PII = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "CRYPTO")
 GROUPS = ("PII", "SECRET", "CUSTOM")
@@ -94,6 +99,7 @@ class DlpPolicy:
     allow_patterns: tuple[str, ...] = ()
     hash_key_env: str = "TOLLHOUSE_DLP_HASH_KEY"
     hash_length: int = 12
+    max_scan_chars: int = DEFAULT_MAX_SCAN_CHARS
     default_policy: str = "default"
     policies: dict[str, NamedPolicy] = field(
         default_factory=lambda: {"default": NamedPolicy("default", {"default": ActionSpec()})}
@@ -171,6 +177,7 @@ class _Validator:
                 "custom_entities",
                 "allow_list",
                 "hash",
+                "limits",
                 "default_policy",
                 "policies",
             ),
@@ -210,6 +217,12 @@ class _Validator:
         if not isinstance(key_env, str) or not key_env:
             raise self.fail(("hash", "key_env"), "expected the name of an environment variable")
         length = int(self.number(hashing.get("length", 12), ("hash", "length"), 6, 64))
+        limits = self.mapping(top.get("limits"), ("limits",), ("max_scan_chars",))
+        max_chars = limits.get("max_scan_chars", DEFAULT_MAX_SCAN_CHARS)
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1000:
+            raise self.fail(
+                ("limits", "max_scan_chars"), "expected a whole number of characters, 1000 or more"
+            )
         known = set(pii) | set(SECRET_ENTITIES) | {c.name for c in customs} | set(GROUPS)
         known |= {"US_SSN", "default"} | set(self._presidio_entities(ids))
         policies = self._policies(top.get("policies"), known)
@@ -228,6 +241,7 @@ class _Validator:
             allow_patterns=allow_patterns,
             hash_key_env=key_env,
             hash_length=length,
+            max_scan_chars=max_chars,
             default_policy=default,
             policies=policies,
         )

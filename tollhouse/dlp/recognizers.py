@@ -57,6 +57,9 @@ class Rule:
     prefilter: Any = None  # compiled regex: skip a window where it finds nothing
     max_digits: int = 1 << 30  # for number triggers: skip hits with more digits than this
     glued: bool = False  # for number triggers: the hit must touch a letter (mixed IDs)
+    needs_context: bool = False  # no context word nearby, no finding (bare digits, one check digit)
+    # A word here just before a match, and no context word, means something else (a version).
+    not_context: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,6 +93,30 @@ DEFAULT_NATIONAL_IDS: tuple[str, ...] = (
     "ZaIdNumberRecognizer",
     "KrRrnRecognizer",
 )
+
+# National IDs written as bare digits with one check digit (or a date and one check digit): about
+# one random number in ten passes, so order numbers, user ids and timestamps would. They count
+# only with one of their context words nearby ("NHS", "PESEL", "TFN", "Steuer-ID", ...).
+NEEDS_CONTEXT = frozenset(
+    {
+        "NhsRecognizer",
+        "PlPeselRecognizer",
+        "AuTfnRecognizer",
+        "AuMedicareRecognizer",
+        "InAadhaarRecognizer",
+        "SePersonnummerRecognizer",
+        "TrNationalIdRecognizer",
+        "DeTaxIdRecognizer",
+        "ZaIdNumberRecognizer",
+        "KrRrnRecognizer",
+    }
+)
+# Words before a dotted quad that make it a version number, not an address ("bumped 1.2.3.4").
+_VERSION_WORDS = (
+    "version", "versions", "ver", "v", "release", "released", "releases", "bump", "bumped",
+    "bumps", "upgrade", "upgraded", "upgrading", "downgrade", "downgraded", "changelog", "build",
+    "firmware", "sdk", "package", "tag", "tagged", "patch",
+)  # fmt: skip
 
 # Trigger and window per presidio recognizer: (triggers, left, right, min_digits). Most are
 # numbers; min_digits is the fewest digits one of their matches holds in a row of digits and
@@ -134,6 +161,8 @@ def presidio_rule(class_name: str) -> Rule:
         min_digits=min_digits,
         max_digits=3 if class_name == "ItFiscalCodeRecognizer" else 1 << 30,
         glued=class_name == "ItFiscalCodeRecognizer",
+        needs_context=class_name in NEEDS_CONTEXT,
+        not_context=_VERSION_WORDS if class_name == "IpRecognizer" else (),
         token=token,
         label={"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE"}.get(
             recognizer.supported_entities[0]
@@ -150,8 +179,14 @@ def _offline_tld_extractor() -> Any:
 
 
 def _email_domain(text: str) -> bool:
-    """Presidio's email check (the domain has a public suffix), with the bundled suffix list."""
-    return _offline_tld_extractor()(text.rsplit("@", 1)[-1]).fqdn != ""
+    """Presidio's email check (the domain has a public suffix), with the bundled suffix list.
+
+    A colon before the "@" makes it a URL's ``user:password@host``, found as a credential.
+    """
+    local, _, domain = text.rpartition("@")
+    if ":" in local:
+        return False
+    return _offline_tld_extractor()(domain).fqdn != ""
 
 
 def _overridden(recognizer: Any, method: str) -> Validator | None:
@@ -176,14 +211,22 @@ _PHONE = (
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _SSN_SHAPE = re.compile(r"\d{3}([- .])\d{2}\1\d{4}")
 _PHONE_CONTEXT = ("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "reach", "whatsapp")
+# Numbers shaped like phones that these words name as something else.
+_PHONE_NOT_CONTEXT = (
+    "order", "invoice", "ticket", "tracking", "ref", "reference", "sku", "isbn", "serial",
+    "build", "version", "case", "po", "receipt", "transaction", "confirmation", "booking",
+)  # fmt: skip
+_YEAR_RANGE = re.compile(r"(?:1[89]|2[01])\d\d ?[-/] ?(?:1[89]|2[01])\d\d")
 
 
 def _phone_invalid(text: str) -> bool:
     digits = sum(c.isdigit() for c in text.split("x", 1)[0])
     if not 7 <= digits <= 15:
         return True
-    # A date (and time) is not a phone number; 3-2-4 digits is the US SSN's shape, not a phone's.
-    return bool(_DATE.match(text.strip()) or _SSN_SHAPE.fullmatch(text.strip()))
+    # A date (and time) is not a phone number; 3-2-4 digits is the US SSN's shape, not a phone's;
+    # "2019-2024" is a span of years.
+    value = text.strip()
+    return bool(_DATE.match(value) or _SSN_SHAPE.fullmatch(value) or _YEAR_RANGE.fullmatch(value))
 
 
 # Every IPv6 match holds "::" or, written in full, five colons around four hex groups; a clock
@@ -226,6 +269,7 @@ def phone_rule() -> Rule:
         left=8,
         right=12,
         context=_PHONE_CONTEXT,
+        not_context=_PHONE_NOT_CONTEXT,
         invalidate=_phone_invalid,
         min_digits=7,
         label="PHONE",

@@ -21,11 +21,16 @@ from tollhouse.dlp.policy import ActionSpec, DlpPolicy, NamedPolicy
 from tollhouse.dlp.recognizers import Rule, builtin_rules, custom_rule, secret_rules
 from tollhouse.exchange import Exchange
 
-__all__ = ["DlpError", "DlpResult", "DlpScanner", "Finding"]
+__all__ = ["DlpError", "DlpResult", "DlpScanner", "Finding", "TooLargeToScan"]
 
 
 class DlpError(RuntimeError):
-    """Scanning failed; the request must be blocked (fail closed). Never holds a scanned value."""
+    """Scanning failed; the request must be blocked (fail closed). Never holds a scanned value:
+    its message is safe to log and to put in the audit record."""
+
+
+class TooLargeToScan(DlpError):
+    """The exchange holds more text than the policy's ``limits.max_scan_chars``: refuse it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,20 @@ class DlpScanner:
             decode_base64=policy.decode_base64,
         )
 
+    def missing_hash_key(self) -> str | None:
+        """Why requests will be refused for want of a hash key, or None when none is missing."""
+        users = sorted(
+            name
+            for name, named in self.policy.policies.items()
+            if any(spec.action == "hash" for spec in named.actions.values())
+        )
+        if not users or os.environ.get(self.policy.hash_key_env):
+            return None
+        return (
+            f"policies {', '.join(users)} use the hash action but ${self.policy.hash_key_env} "
+            "is not set: requests they would hash are refused"
+        )
+
     def scan_text(self, text: str, policy_name: str | None = None) -> list[Finding]:
         """Findings in ``text`` with the action the policy gives each; the text is not changed."""
         named = self.policy.policy(policy_name)
@@ -125,6 +144,12 @@ class DlpScanner:
 
     def _inspect(self, exchange: Exchange, policy_name: str | None) -> DlpResult:
         named = self.policy.policy(policy_name)
+        size = sum(len(s.text) for s in exchange.segments)
+        if size > self.policy.max_scan_chars:
+            raise TooLargeToScan(
+                f"the request holds {size} characters of text, more than the "
+                f"{self.policy.max_scan_chars} the gateway scans"
+            )
         result = DlpResult(policy=named.name)
         per_segment: list[tuple[int, list[Finding]]] = []
         for i, segment in enumerate(exchange.segments):
@@ -190,8 +215,11 @@ class DlpScanner:
             return "****" + tail
         if spec.action == "hash":
             key = os.environ.get(self.policy.hash_key_env, "")
-            if not key:
-                raise DlpError(f"hash action needs a key in ${self.policy.hash_key_env}")
+            if not key:  # fail closed: an unkeyed hash of a phone number is easy to reverse
+                raise DlpError(
+                    f"the hash action for {f.entity_type} needs a key in "
+                    f"${self.policy.hash_key_env}, which is not set"
+                )
             digest = hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
             return f"[{label}:{digest[: self.policy.hash_length]}]"
         raise DlpError(f"action {spec.action!r} cannot rewrite text")

@@ -164,8 +164,8 @@ SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec(
         "SLACK_TOKEN",
         "slack_token",
-        ("lit:xox",),
-        r"\bxox[abeposr]-(?:\d+-)*[A-Za-z0-9-]{10,250}" + _END,
+        ("lit:xox", "lit:xapp-"),
+        r"\b(?:xox[abeposr]|xapp)-(?:\d+-)*[A-Za-z0-9-]{10,250}" + _END,
         0.99,
     ),
     SecretSpec(
@@ -184,9 +184,26 @@ SECRETS: tuple[SecretSpec, ...] = (
         0.95,
     ),
     SecretSpec(
+        "STRIPE_KEY",
+        "stripe_webhook_secret",
+        ("lit:whsec_",),
+        r"\bwhsec_[A-Za-z0-9+/]{32,64}",
+        0.95,
+    ),
+    SecretSpec(
         "HUGGINGFACE_TOKEN", "huggingface_token", ("lit:hf_",), r"\bhf_[A-Za-z0-9]{30,40}\b", 0.9
     ),
     SecretSpec("NPM_TOKEN", "npm_token", ("lit:npm_",), r"\bnpm_[A-Za-z0-9]{36}\b", 0.95),
+    SecretSpec(
+        "NPM_TOKEN",
+        "npmrc_auth_token",
+        ("lit:_authToken=",),
+        r"_authToken=([A-Za-z0-9_.+/=-]{20,200})",  # legacy tokens are UUIDs: no entropy check
+        0.95,
+        "url_password",
+        1,
+        220,
+    ),
     SecretSpec(
         "SENDGRID_API_KEY",
         "sendgrid_key",
@@ -216,6 +233,64 @@ SECRETS: tuple[SecretSpec, ...] = (
         r"\b1//0[A-Za-z0-9_-]{40,500}" + _END,
         0.85,
     ),
+    SecretSpec("GROQ_API_KEY", "groq_key", ("lit:gsk_",), r"\bgsk_[A-Za-z0-9]{48,56}\b", 0.95),
+    SecretSpec("XAI_API_KEY", "xai_key", ("lit:xai-",), r"\bxai-[A-Za-z0-9]{70,90}\b", 0.95),
+    SecretSpec(
+        "REPLICATE_API_TOKEN", "replicate_token", ("lit:r8_",), r"\br8_[A-Za-z0-9]{37}\b", 0.95
+    ),
+    SecretSpec(
+        "DIGITALOCEAN_TOKEN",
+        "digitalocean_token",
+        ("lit:dop_v1_", "lit:doo_v1_", "lit:dor_v1_"),
+        r"\bdo[opr]_v1_[a-f0-9]{64}\b",
+        0.99,
+    ),
+    SecretSpec(
+        "SHOPIFY_TOKEN",
+        "shopify_token",
+        ("lit:shpat_", "lit:shpss_", "lit:shpca_", "lit:shppa_"),
+        r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b",
+        0.99,
+    ),
+    SecretSpec(
+        "PYPI_TOKEN",
+        "pypi_token",
+        ("lit:pypi-AgE",),
+        r"\bpypi-AgE[A-Za-z0-9_-]{50,400}" + _END,
+        0.99,
+    ),
+    SecretSpec(
+        "DATABRICKS_TOKEN", "databricks_token", ("lit:dapi",), r"\bdapi[a-f0-9]{32}(?:-\d)?\b", 0.9
+    ),
+    SecretSpec(
+        "ATLASSIAN_TOKEN",
+        "atlassian_token",
+        ("lit:ATATT3",),
+        r"\bATATT3[A-Za-z0-9_=-]{150,250}",
+        0.95,
+    ),
+    SecretSpec(
+        "AZURE_KEY",
+        "azure_sas_signature",
+        ("lit:sig=",),
+        r"(?<=[?&])sig=((?:[A-Za-z0-9+/]|%2[BbFf]){40,120}(?:=|%3[Dd]){0,2})",
+        0.9,
+        "secret",
+        1,
+        140,
+    ),
+    SecretSpec(
+        "CONNECTION_STRING",
+        "connection_string_password",
+        ("kw:password=", "kw:pwd="),
+        # ADO.NET / ODBC ("...;Password=x;") and URL queries ("?user=a&password=x"); not a
+        # keyword argument in code ("connect(password=db_password)").
+        r"(?<=[;?&])(?i:password|pwd)=([^;&\s\"']{3,200})",
+        0.9,
+        "url_password",
+        1,
+        220,
+    ),
     SecretSpec(
         "JWT",
         "jwt",
@@ -231,7 +306,7 @@ SECRETS: tuple[SecretSpec, ...] = (
         "database_url",
         ("lit:://",),
         r"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver"
-        r"|oracle|clickhouse|cockroachdb|jdbc:[a-z]+)://[^\s:/@\"']+:([^\s@/\"']{3,})@[^\s/\"']+",
+        r"|oracle|clickhouse|cockroachdb|jdbc:[a-z]+)://[^\s:/@\"']*:([^\s@/\"']{3,})@[^\s/\"']+",
         0.95,
         "url_password",
         1,

@@ -80,10 +80,23 @@ def secret_token(text: str, min_entropy: float = 3.0) -> bool | None:
     return None
 
 
+# Code that reads a secret from somewhere is not the secret: ``request.headers.get(``,
+# ``process.env.STRIPE_KEY``, ``os.environ["X"]``, ``settings.API_TOKEN``, ``MY_SECRET_NAME``.
+_CODE_REFERENCE = re.compile(
+    r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*)*\(.*"  # a call
+    r"|(?:process|os|env|environ|config|cfg|settings|conf|self|this|request|req|props|params"
+    r"|secrets|vars|ctx|context|options|opts|args|window|import|app)(?:(?:\.|::|->|\[)[\w$\]\[]+)+"
+    r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"  # an environment variable's name
+    r"|[a-z][a-z0-9]*(?:_[a-z0-9]+){2,}[)\]]*"  # a snake_case variable: db_password_from_vault
+)
+
+
 def high_entropy_secret(text: str) -> bool | None:
     """Validator for an unstructured secret next to a keyword: random-looking, not a hash."""
     value = text.strip("'\"` ")
     if len(value) < 12 or is_placeholder(value) or is_hash_like(value):
+        return False
+    if _CODE_REFERENCE.fullmatch(value):
         return False
     if value.isalpha() and (value.islower() or value.istitle()):
         return False  # a plain word, e.g. "password: required"
@@ -134,6 +147,8 @@ _DOC_PASSWORDS = frozenset(
 def url_password(text: str) -> bool | None:
     """The password of a URL with credentials: drop documentation stand-ins (``user:password@``)."""
     if text.lower() in _DOC_PASSWORDS or is_placeholder(text) or text.startswith("$"):
+        return False
+    if _CODE_REFERENCE.fullmatch(text):
         return False
     return None
 

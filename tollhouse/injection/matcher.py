@@ -46,7 +46,10 @@ _NEWLINE_FLOOD = re.compile(r"(?:[ \t]*\n){%d,}")
 
 
 def _words(skel: str) -> list[str]:
-    return skel.encode().translate(_BREAKS).decode().split()
+    # "surrogatepass": JSON may carry a lone surrogate ("\\ud83d" of a cut emoji); it is a word
+    # character like any other here, not a reason to fail the scan.
+    raw = skel.encode("utf-8", "surrogatepass").translate(_BREAKS)
+    return raw.decode("utf-8", "surrogatepass").split()
 
 
 def _keys(uniq: set[str]) -> set[str]:
@@ -205,17 +208,28 @@ class Matcher:
         via: str,
         word: bool,
     ) -> None:
-        """Where ``needle`` occurs, try the group's alternation; on a match, each pattern."""
+        """Where ``needle`` occurs, try the group's alternation; on a match, each pattern.
+
+        Once a rule has fired it is not tried again, and neither is the alternation (one
+        branch that already matched would match again at every later position: a long run of
+        ``\\n`` then costs quadratic time); the rules still pending are tried one by one.
+        """
         combined, pids = group
         word = word and needle[0].isascii()
-        pos = sk.find(needle)
+        pending = [pid for pid in pids if self._pat_rule[pid] not in hits]
+        pos = sk.find(needle) if pending else -1
         while pos != -1:
             # A word-led anchor must start a word; checking that here saves most matches.
-            if not (word and pos and sk[pos - 1].isalnum()) and combined.match(sk, pos):
-                for pid in pids:
+            if not (word and pos and sk[pos - 1].isalnum()) and (
+                len(pending) < len(pids) or combined.match(sk, pos)
+            ):
+                for pid in pending:
                     rule = self._pat_rule[pid]
                     if rule not in hits and self._pats[pid].match(sk, pos):
                         self._hit(rule, via, hits)
+                pending = [pid for pid in pending if self._pat_rule[pid] not in hits]
+                if not pending:
+                    return
             pos = sk.find(needle, pos + 1)
 
     def _looks_leet(self, uniq: set[str]) -> bool:

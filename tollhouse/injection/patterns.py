@@ -10,6 +10,9 @@ the joined text has no word boundaries left.
 from __future__ import annotations
 
 import re
+from re import _constants as _C  # type: ignore[attr-defined]
+from re import _parser as _P  # type: ignore[attr-defined]
+from typing import Any
 
 __all__ = ["check_pattern", "loosen", "squeeze"]
 
@@ -67,6 +70,31 @@ def squeeze(pattern: str) -> str:
     return _rewrite(pattern, "(?:)", "(?:)")
 
 
+def _starts_with_open_run(items: list[tuple[Any, Any]]) -> bool:
+    """True when a match can start with an unbounded repeat of one character (``-{3,}``).
+
+    The scanner tries such a pattern at every position of a run of that character, and each
+    try reads to the end of the run: a 10 KB line of dashes costs seconds. A lookbehind in
+    front (``(?<![-=])``) makes every try but the first fail at once.
+    """
+    for op, av in items:
+        if op is _C.AT:
+            continue
+        if op in (_C.ASSERT, _C.ASSERT_NOT):
+            return av[0] >= 0  # a lookbehind guards the start; a lookahead does not
+        if op is _C.SUBPATTERN:
+            return _starts_with_open_run(list(av[-1]))
+        if op is _C.BRANCH:
+            return any(_starts_with_open_run(list(b)) for b in av[1])
+        if op in (_C.MAX_REPEAT, _C.MIN_REPEAT, _C.POSSESSIVE_REPEAT):
+            lo, hi, sub = av
+            sub = list(sub)
+            one_char = len(sub) == 1 and sub[0][0] in (_C.LITERAL, _C.IN, _C.ANY)
+            return one_char and hi is _C.MAXREPEAT and lo >= 1
+        return False
+    return False
+
+
 def check_pattern(pattern: str) -> str | None:
     """Why ``pattern`` cannot be used, or None when it compiles in both views."""
     if _FORBIDDEN_FLAGS.search(pattern):
@@ -80,4 +108,9 @@ def check_pattern(pattern: str) -> str | None:
             return f"invalid regular expression: {exc}"
         if compiled.match(""):
             return "pattern matches the empty string"
+    if _starts_with_open_run(list(_P.parse(loosen(pattern)))):
+        return (
+            "pattern starts with an unbounded run of one character; put a lookbehind in front, "
+            "e.g. (?<!-)-{3,}, or a long run of it makes every scan slow"
+        )
     return None

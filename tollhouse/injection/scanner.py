@@ -26,7 +26,7 @@ class Classifier(Protocol):
     """An optional model that scores text for injection, 0.0 (benign) … 1.0 (injection).
 
     None ships with Tollhouse. Its score is weighted by the policy's ``classifier_weight`` and
-    the segment's role trust, then combined with the rule score like one more rule.
+    combined with the rules of the segment's role like one more rule (role trust then applies).
     """
 
     def score(self, text: str) -> float: ...
@@ -102,10 +102,15 @@ class InjectionScanner:
     ) -> InjectionVerdict:
         """Score every segment by its role's trust under ``policy`` (default: the pack's).
 
-        Each rule counts once per request, with the highest weight it reached in any segment
-        (weight * role trust), so a long conversation that repeats one weak phrase does not add
-        up to a block. Segments whose role has trust 0 (the system prompt, by default) are not
-        scanned at all.
+        Evidence is combined per role, then scaled by that role's trust: a role's score is
+        ``trust * (1 - Π(1 - weight))`` over the rules that fired in its segments, and the
+        request's score is its most suspicious role's. So trust is a ceiling: under
+        ``standard`` (tool results trusted 0.8) a document that quotes attacks, as security
+        training does, is flagged but cannot reach the block threshold however many rules it
+        trips; a policy that trusts tools 1.0 (``strict``) blocks it. Each rule counts once per
+        role, with its weight, so a long conversation that repeats one weak phrase does not
+        add up to a block. Segments whose role has trust 0 (the system prompt, by default) are
+        not scanned at all.
         """
         pol = self.pack.policy(policy)
         segments = (
@@ -113,21 +118,25 @@ class InjectionScanner:
             if isinstance(exchange_or_segments, Exchange)
             else exchange_or_segments
         )
-        best: dict[str, float] = {}
+        per_role: dict[str, dict[str, float]] = {}  # role -> rule id -> weight
         hits: list[Hit] = []
         for seg in segments:
             trust = pol.trust(seg.role)
             if trust <= 0.0 or not seg.text:
                 continue
+            fired = per_role.setdefault(seg.role, {})
             for i, via in sorted(self._matcher.scan(seg.text).items()):
                 rule = self.pack.rules[i]
                 if not pol.enabled(rule):
                     continue
                 hits.append(Hit(rule.id, rule.category, seg.role, seg.location, via))
-                best[rule.id] = max(best.get(rule.id, 0.0), rule.weight * trust)
-            self._classify(seg, trust, pol, best, hits)
-        score = _combine(best.values())
-        rules = sorted(rid for rid, w in best.items() if w > 0.0)
+                fired[rule.id] = max(fired.get(rule.id, 0.0), rule.weight)
+            self._classify(seg, pol, fired, hits)
+        score = max(
+            (pol.trust(role) * _combine(fired.values()) for role, fired in per_role.items()),
+            default=0.0,
+        )
+        rules = sorted({rid for fired in per_role.values() for rid, w in fired.items() if w > 0})
         return InjectionVerdict(score, self._verdict(score, pol), rules, hits, pol.name)
 
     def check_text(
@@ -137,15 +146,15 @@ class InjectionScanner:
         return self.check([Segment(role, (), text)], policy)
 
     def _classify(
-        self, seg: Segment, trust: float, pol: ScanPolicy, best: dict[str, float], hits: list[Hit]
+        self, seg: Segment, pol: ScanPolicy, fired: dict[str, float], hits: list[Hit]
     ) -> None:
         if self.classifier is None or pol.classifier_weight <= 0.0:
             return
         raw = float(self.classifier.score(seg.text))
-        weight = min(max(raw, 0.0), 1.0) * pol.classifier_weight * trust
+        weight = min(max(raw, 0.0), 1.0) * pol.classifier_weight
         if weight > 0.0:
             hits.append(Hit(CLASSIFIER_RULE, "classifier", seg.role, seg.location))
-            best[CLASSIFIER_RULE] = max(best.get(CLASSIFIER_RULE, 0.0), weight)
+            fired[CLASSIFIER_RULE] = max(fired.get(CLASSIFIER_RULE, 0.0), weight)
 
     @staticmethod
     def _verdict(score: float, pol: ScanPolicy) -> Verdict:

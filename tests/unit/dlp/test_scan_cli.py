@@ -59,3 +59,24 @@ def test_eval_precision_and_recall(scanner: DlpScanner) -> None:
     scores = evaluate(json.loads(EVAL.read_text()), scanner)
     combined = scores["combined"]
     assert combined.precision >= 0.90 and combined.recall >= 0.90, combined
+
+
+def test_scan_jsonl_errors_name_the_line_and_offsets_count_characters(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "😀👍🏽 東京の 천 mail ann@acme.io"
+    lines = (
+        json.dumps({"id": 1, "text": text}, ensure_ascii=False)
+        + "\n{'id': 2}\n[1, 2]\n"
+        + json.dumps({"id": 4, "text": "e\u0301\u200b ann@acme.io"})
+        + "\n"
+    )
+    code, out, err = run_scan(monkeypatch, capsys, lines, "--jsonl")
+    assert code == 1
+    assert "line 2: not valid JSON" in err and "(column 2)" in err
+    assert 'line 3: expected an object with a string "text"' in err
+    first, last = (json.loads(line) for line in out.splitlines())
+    f = first["findings"][0]
+    assert text[f["start"] : f["end"]] == "ann@acme.io"  # code points, not bytes or UTF-16
+    g = last["findings"][0]
+    assert "e\u0301\u200b ann@acme.io"[g["start"] : g["end"]] == "ann@acme.io"
