@@ -6,13 +6,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from tollhouse import providers
 from tollhouse.audit.record import Decision
 from tollhouse.exchange import Exchange
+from tollhouse.policyfile import PolicyError
 from tollhouse.transit import Transit
 
 KEY = "tollhouse"
@@ -63,3 +65,15 @@ async def off_loop[T](exchange: Exchange, work: Callable[..., T], *args: Any) ->
     if sum(len(s.text) for s in exchange.segments) > THREAD_THRESHOLD:
         return await asyncio.to_thread(work, *args)
     return work(*args)
+
+
+def reload_policy[P](current: P | None, load: Callable[[Path], P], file: str, what: str) -> P:
+    """Load ``rules/<file>`` (the ``tollhouse_rules`` folder) with ``load``. A bad file stops a
+    starting gateway with its file:line error; a running gateway keeps ``current`` and says why."""
+    try:
+        return load(Path(ctx.options.tollhouse_rules) / file)
+    except PolicyError as exc:
+        if current is None:
+            raise exceptions.OptionsError(str(exc)) from exc
+        log.error("keeping the previous %s: %s", what, exc)
+        return current

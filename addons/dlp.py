@@ -4,12 +4,11 @@ hash or block by policy. The audit log records what was found and done, never th
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import http
 
-from addons._flow import active, off_loop, refuse
-from tollhouse.dlp import DlpError, DlpScanner, PolicyError, TooLargeToScan, load_dlp_policy
+from addons._flow import active, off_loop, refuse, reload_policy
+from tollhouse.dlp import DlpError, DlpScanner, TooLargeToScan, load_dlp_policy
 from tollhouse.providers.base import Refusal
 
 log = logging.getLogger("tollhouse.dlp")
@@ -26,15 +25,9 @@ class Dlp:
     def configure(self, updated):
         if "tollhouse_rules" not in updated:
             return
-        path = Path(ctx.options.tollhouse_rules) / "dlp.yaml"
-        try:
-            self.scanner = DlpScanner(load_dlp_policy(path))
-        except PolicyError as exc:
-            # A running gateway keeps its last good policy; a starting one refuses to start.
-            if self.scanner is None:
-                raise exceptions.OptionsError(str(exc)) from exc
-            log.error("keeping the previous DLP policy: %s", exc)
-            return
+        self.scanner = reload_policy(
+            self.scanner, lambda path: DlpScanner(load_dlp_policy(path)), "dlp.yaml", "DLP policy"
+        )
         if problem := self.scanner.missing_hash_key():
             log.warning("%s", problem)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import http
 
-from addons._flow import active, off_loop, refuse, transit_of
+from addons._flow import active, off_loop, refuse, reload_policy, transit_of
 from tollhouse.injection import InjectionScanner, load_injection_policy
-from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
 
 log = logging.getLogger("tollhouse.injection")
@@ -24,14 +22,12 @@ class Injection:
     def configure(self, updated):
         if "tollhouse_rules" not in updated:
             return
-        path = Path(ctx.options.tollhouse_rules) / "injection.yaml"
-        try:
-            self.scanner = InjectionScanner(load_injection_policy(path))
-        except PolicyError as exc:
-            # A running gateway keeps its last good rules; a starting one refuses to start.
-            if self.scanner is None:
-                raise exceptions.OptionsError(str(exc)) from exc
-            log.error("keeping the previous injection rules: %s", exc)
+        self.scanner = reload_policy(
+            self.scanner,
+            lambda path: InjectionScanner(load_injection_policy(path)),
+            "injection.yaml",
+            "injection rules",
+        )
 
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)

@@ -7,11 +7,10 @@ import logging
 import threading
 from pathlib import Path
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, http
 
-from addons._flow import active, off_loop, refuse
+from addons._flow import active, off_loop, refuse, reload_policy
 from tollhouse.exchange import Usage
-from tollhouse.policyfile import PolicyError
 from tollhouse.pricing import PriceBook, load_price_book
 from tollhouse.providers.base import Refusal
 from tollhouse.tokens import TokenCounter
@@ -26,13 +25,7 @@ class Meter:
 
     def configure(self, updated):
         if "tollhouse_rules" in updated:
-            try:
-                self.prices = load_price_book(Path(ctx.options.tollhouse_rules) / "prices.yaml")
-            except PolicyError as exc:
-                # A running gateway keeps its last good prices; a starting one refuses to start.
-                if self.prices is None:
-                    raise exceptions.OptionsError(str(exc)) from exc
-                log.error("keeping the previous price overrides: %s", exc)
+            self.prices = reload_policy(self.prices, load_price_book, "prices.yaml", "prices")
         if "tollhouse_data" in updated:
             self.counter = TokenCounter(Path(ctx.options.tollhouse_data) / "cache" / "tiktoken")
             # Loading an encoding takes most of a second: do it now, beside the event loop.

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import ctx, http, tls
 
-from addons._flow import KEY, refuse, transit_of
+from addons._flow import KEY, refuse, reload_policy, transit_of
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Catalog, Handling, load_catalog
 from tollhouse.exchange import Operation
-from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
 from tollhouse.transit import Transit
 
@@ -31,14 +29,7 @@ class Scope:
 
     def configure(self, updated):
         if "tollhouse_rules" in updated:
-            path = Path(ctx.options.tollhouse_rules) / "hosts.yaml"
-            try:
-                self.catalog = load_catalog(path)
-            except PolicyError as exc:
-                # A running gateway keeps its last good catalog; a starting one refuses to start.
-                if self.catalog is None:
-                    raise exceptions.OptionsError(str(exc)) from exc
-                log.error("keeping the previous host catalog: %s", exc)
+            self.catalog = reload_policy(self.catalog, load_catalog, "hosts.yaml", "host catalog")
 
     def running(self) -> None:
         # Under plain `mitmdump -s`, mitmproxy prints a line per flow with its full URL (and its
