@@ -8,9 +8,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tollhouse.commands import audit, budget, run, scan, shadow
+from tollhouse.commands import audit, budget, check, run, scan, shadow
 
-COMMANDS = {"run": run, "audit": audit, "scan": scan, "budget": budget, "shadow": shadow}
+COMMANDS = {
+    "run": run,
+    "check": check,
+    "audit": audit,
+    "scan": scan,
+    "budget": budget,
+    "shadow": shadow,
+}
 
 
 def _deployment_options() -> argparse.ArgumentParser:

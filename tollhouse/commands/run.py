@@ -7,10 +7,8 @@ import socket
 import sys
 from pathlib import Path
 
-from tollhouse.budget.policy import load_budget_policy
-from tollhouse.catalog import load_catalog
 from tollhouse.pki import ensure_interception_ca
-from tollhouse.policyfile import PolicyError
+from tollhouse.rulecheck import first_error
 from tollhouse.upstreams import parse_upstreams
 
 MODES = ("regular", "transparent", "reverse:URL", "upstream:URL", "wireguard")
@@ -122,11 +120,12 @@ def check_upstream_ca(path: Path) -> str | None:
 def main(args: argparse.Namespace) -> int:
     # Check what we can before mitmproxy starts, so mistakes read as one clear line.
     try:
-        load_catalog(args.rules / "hosts.yaml")
-        load_budget_policy(args.rules / "budgets.yaml")
         parse_upstreams(args.upstream)
-    except (PolicyError, ValueError) as exc:
+    except ValueError as exc:
         print(f"tollhouse run: {exc}", file=sys.stderr)
+        return 2
+    if error := first_error(args.rules):
+        print(f"tollhouse run: {error} (tollhouse check lists every file)", file=sys.stderr)
         return 2
     problem = check_mode(args.mode, args.host, args.port) or (
         check_upstream_ca(args.upstream_ca) if args.upstream_ca else None
