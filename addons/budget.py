@@ -75,6 +75,7 @@ class Budget:
             operation=exchange.operation,
             tokens_in=record.tokens_in_estimated or 0,
             max_output_tokens=exchange.max_output_tokens,
+            choices=exchange.choices,
             team=record.team,
             app=record.app,
             user=record.user_id,

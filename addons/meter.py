@@ -52,7 +52,8 @@ class Meter:
             )
             return
         record.tokens_in_estimated = tokens
-        worst = Usage(input_tokens=tokens, output_tokens=exchange.max_output_tokens or 0)
+        output = (exchange.max_output_tokens or 0) * exchange.choices
+        worst = Usage(input_tokens=tokens, output_tokens=output)
         cost = self.prices.cost(transit.entry.name, exchange.model, worst)
         record.cost_estimated_usd = float(cost) if cost is not None else None
         if exchange.stream and transit.adapter is not None:

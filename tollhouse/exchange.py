@@ -82,6 +82,7 @@ class Exchange:
     model: str | None = None
     stream: bool = False
     max_output_tokens: int | None = None
+    choices: int = 1  # answers asked for (OpenAI `n`, Gemini `candidateCount`): each can be as long
     segments: list[Segment] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     body: Any = None

@@ -42,6 +42,7 @@ class Request:
     operation: str
     tokens_in: int
     max_output_tokens: int | None = None
+    choices: int = 1  # answers asked for: the worst case is that many full-length answers
     team: str | None = None
     app: str | None = None
     user: str | None = None
@@ -239,6 +240,7 @@ class BudgetEngine:
         output = 0 if request.operation in _NO_OUTPUT else request.max_output_tokens
         if output is None:
             output = self.policy.max_output_tokens
+        output *= max(request.choices, 1)
         # The client sets max_tokens: a negative one must not make a negative reservation.
         worst = Usage(input_tokens=max(request.tokens_in, 0), output_tokens=max(output, 0))
         cost = prices.cost(request.provider, model, worst)

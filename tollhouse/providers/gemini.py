@@ -59,6 +59,7 @@ def parse_google(exchange: Exchange, action: str, body: dict[str, object]) -> Ex
     c = Collected()
     if action in ("generateContent", "streamGenerateContent"):
         exchange.max_output_tokens = gemini_format.parse_generate(body, c)
+        exchange.choices = gemini_format.candidate_count(body)
         exchange.stream = action == "streamGenerateContent"
     elif action == "countTokens":
         gemini_format.parse_count_tokens(body, c)

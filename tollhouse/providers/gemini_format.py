@@ -40,6 +40,17 @@ def parse_generate(body: dict[str, Any], c: Collected, base: JsonPath = ()) -> i
     return opt_int(config, limit_key, (*base, key)) if limit_key else None
 
 
+def candidate_count(body: dict[str, Any]) -> int:
+    """``generationConfig.candidateCount``: how many answers were asked for (default 1)."""
+    key = first_key(body, "generationConfig", "generation_config")
+    if key is None or not isinstance(body[key], dict):
+        return 1
+    config = body[key]
+    count_key = first_key(config, "candidateCount", "candidate_count")
+    count = opt_int(config, count_key, (key,)) if count_key else None
+    return max(count or 1, 1)
+
+
 def parse_count_tokens(body: dict[str, Any], c: Collected) -> None:
     """``countTokens``: plain ``contents`` or a whole ``generateContentRequest``."""
     key = first_key(body, "generateContentRequest", "generate_content_request")

@@ -27,6 +27,7 @@ from tollhouse.providers.jsonbody import (
     dig,
     load_object,
     opt_bool,
+    opt_int,
     opt_str,
     try_load,
 )
@@ -98,6 +99,7 @@ class OpenAIAdapter(JsonAdapter):
             model=opt_str(body, "model", ()),
             stream=operation != Operation.EMBEDDINGS and opt_bool(body, "stream", ()),
             max_output_tokens=limit,
+            choices=max(opt_int(body, "n", ()) or 1, 1),
             segments=c.segments,
             attachments=c.attachments,
             body=body,

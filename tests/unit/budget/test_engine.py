@@ -205,3 +205,10 @@ def test_the_webhook_hears_once_per_budget_and_period(make, receiver):
         "used": None,
         "resets_at": "2026-06-01T00:00:00+00:00",
     }
+
+
+def test_several_answers_reserve_several_worst_cases(make):
+    # n=3 answers of up to 1000 tokens each: $0.01 in + 3 x $0.10 out = $0.31 on a $0.25 budget.
+    engine = make("budgets:\n  - {period: month, limit_usd: 0.25}\n")
+    assert engine.admit(ask(choices=3), PRICES).blocked is not None
+    assert engine.admit(ask(choices=1), PRICES).blocked is None
