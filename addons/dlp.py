@@ -68,6 +68,8 @@ class Dlp:
         if result.blocked:
             refuse(flow, transit, 403, Refusal.PERMISSION, result.reason, "dlp")
             return
+        if result.ner_skipped:  # too long for the name/place model: patterns only
+            transit.event("dlp", "ner_skipped", locations=list(result.ner_skipped))
         if result.attachments != "pass":
             transit.event("dlp", "attachments", handling=result.attachments)
         transit.restore_map.update(result.restore_map)

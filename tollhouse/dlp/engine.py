@@ -12,6 +12,7 @@ only on small windows around them; its validators and context words then decide 
 
 Patterns that can never reach the policy's ``min_score`` are dropped up front. The text scanned
 is the normalized view (NFKC, invisible characters removed); spans map back to the original.
+An optional NER model (:mod:`tollhouse.dlp.ner`) runs on the same view, when a policy sets one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from tollhouse.dlp.ner import NER_DETECTOR, NerRecognizer
 from tollhouse.dlp.prefilter import Scan, build_prefilter, max_width, token_runs
 from tollhouse.dlp.recognizers import NUMBER_TRIGGER, TOKEN_TRIGGER, Rule
 from tollhouse.dlp.validators import is_hash_like
@@ -61,8 +63,14 @@ class Detector:
         allow_values: Iterable[str] = (),
         allow_patterns: Iterable[str] = (),
         decode_base64: bool = True,
+        ner: NerRecognizer | None = None,
     ) -> None:
         self.min_score = min_score
+        self.ner = ner
+        self.ner_rules = {
+            e: Rule(name=NER_DETECTOR, entity=e, patterns=(), triggers=(), ner=True)
+            for e in (ner.entities if ner is not None else ())
+        }
         self.rules = [self._live(r) for r in rules]
         self.allow_values = frozenset(v.casefold() for v in allow_values)
         self.allow_patterns = [re.compile(p) for p in allow_patterns]
@@ -126,6 +134,8 @@ class Detector:
         found = self._detect_plain(view.text, runs if self.decode_base64 else None)
         if self.decode_base64:
             found.extend(self._detect_base64(view.text, runs))
+        if self.ner is not None and self.ner.applies_to(text):
+            found.extend(self._detect_ner(view.text))
         if view.text is text:
             return found
         out = []
@@ -133,6 +143,15 @@ class Detector:
             start, end = view.span_to_original(d.start, d.end)
             out.append(Detection(start, end, d.entity, d.score, d.rule, d.via_base64))
         return out
+
+    def _detect_ner(self, text: str) -> list[Detection]:
+        """Names, places, organisations the NER model finds in ``text`` (the normalized view)."""
+        assert self.ner is not None
+        return [
+            Detection(start, end, entity, score, self.ner_rules[entity])
+            for start, end, entity, score in self.ner.find(text)
+            if entity in self.ner_rules and not self.is_allowed(text[start:end])
+        ]
 
     def is_allowed(self, value: str) -> bool:
         """True when policy allow-lists ``value`` (documented examples, public addresses)."""

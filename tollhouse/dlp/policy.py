@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tollhouse.dlp.ner import NER_ENTITIES, NerError, NerRecognizer, load_ner
 from tollhouse.dlp.recognizers import DEFAULT_NATIONAL_IDS
 from tollhouse.dlp.secrets import SECRETS
 from tollhouse.dlp.validators import VALIDATORS
@@ -23,6 +24,7 @@ __all__ = [
     "ATTACHMENT_MODES",
     "BUILTIN_PII",
     "DEFAULT_MAX_SCAN_CHARS",
+    "DEFAULT_NER_MAX_SEGMENT_CHARS",
     "ActionSpec",
     "CustomEntity",
     "DlpPolicy",
@@ -37,6 +39,10 @@ ACTIONS = ("redact", "mask", "hash", "block", "allow")
 # million characters is about a million tokens, past every model's context window but Gemini's.
 DEFAULT_MAX_SCAN_CHARS = 4_000_000
 ATTACHMENT_MODES = ("pass", "log", "block")
+# NER above this many characters in one segment is skipped: a large spaCy model takes tens of
+# milliseconds per KB on one core (spaCy's published CPU speed), the pattern pass about 0.1 ms.
+DEFAULT_NER_MAX_SEGMENT_CHARS = 20_000
+DEFAULT_NER_ENTITIES = ("PERSON", "LOCATION", "ORGANIZATION")
 BUILTIN_PII = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "CRYPTO")
 GROUPS = ("PII", "SECRET", "CUSTOM")
 SECRET_ENTITIES = tuple(dict.fromkeys(s.entity for s in SECRETS))
@@ -104,6 +110,8 @@ class DlpPolicy:
     policies: dict[str, NamedPolicy] = field(
         default_factory=lambda: {"default": NamedPolicy("default", {"default": ActionSpec()})}
     )
+    # The optional NER model, loaded with the policy; None (the default) never touches spaCy.
+    ner: NerRecognizer | None = field(default=None, compare=False)
 
     def policy(self, name: str | None = None) -> NamedPolicy:
         """The named policy (an identity binding picks one), or the default policy."""
@@ -180,6 +188,7 @@ class _Validator:
                 "limits",
                 "default_policy",
                 "policies",
+                "ner",
             ),
         )
         if top.get("version", 1) != 1:
@@ -223,15 +232,18 @@ class _Validator:
             raise self.fail(
                 ("limits", "max_scan_chars"), "expected a whole number of characters, 1000 or more"
             )
+        min_score = self.number(top.get("min_score", 0.5), ("min_score",), 0.0, 1.0)
+        ner = self._ner(top.get("ner"), min_score) if "ner" in top else None
         known = set(pii) | set(SECRET_ENTITIES) | {c.name for c in customs} | set(GROUPS)
         known |= {"US_SSN", "default"} | set(self._presidio_entities(ids))
+        known |= set(ner[1]) if ner else set()
         policies = self._policies(top.get("policies"), known)
         default = top.get("default_policy", next(iter(policies)))
         if default not in policies:
             raise self.fail(("default_policy",), f"no policy named {default!r} under policies")
         return DlpPolicy(
             source=str(self.doc.file),
-            min_score=self.number(top.get("min_score", 0.5), ("min_score",), 0.0, 1.0),
+            min_score=min_score,
             pii=pii,
             national_ids=ids,
             secrets=secrets,
@@ -244,7 +256,47 @@ class _Validator:
             max_scan_chars=max_chars,
             default_policy=default,
             policies=policies,
+            # Last, once everything else is valid: loading a model takes seconds.
+            ner=self._load_ner(*ner) if ner else None,
         )
+
+    def _ner(self, value: Any, min_score: float) -> tuple[str, tuple[str, ...], float, int]:
+        """The ``ner`` section checked, not loaded: (model, entities, min_score, max chars)."""
+        spec = self.mapping(
+            value, ("ner",), ("model", "entities", "min_score", "max_segment_chars")
+        )
+        model = spec.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise self.fail(
+                ("ner", "model"), "expected a spaCy model: an installed package or a directory"
+            )
+        entities = self.strings(
+            spec.get("entities", list(DEFAULT_NER_ENTITIES)), ("ner", "entities")
+        )
+        if not entities:
+            raise self.fail(("ner", "entities"), "expected at least one entity type")
+        for i, name in enumerate(entities):
+            if name not in NER_ENTITIES:
+                raise self.fail(
+                    ("ner", "entities", i),
+                    f"unknown NER entity {name!r} (expected one of {', '.join(NER_ENTITIES)})",
+                )
+        score = self.number(spec.get("min_score", min_score), ("ner", "min_score"), 0.0, 1.0)
+        cap = spec.get("max_segment_chars", DEFAULT_NER_MAX_SEGMENT_CHARS)
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= 1_000_000:
+            raise self.fail(
+                ("ner", "max_segment_chars"),
+                f"expected a whole number of characters from 1 to 1000000, got {cap!r}",
+            )
+        return model.strip(), tuple(dict.fromkeys(entities)), score, cap
+
+    def _load_ner(
+        self, model: str, entities: tuple[str, ...], min_score: float, cap: int
+    ) -> NerRecognizer:
+        try:
+            return load_ner(model, entities, min_score, cap, self.doc.file.parent)
+        except NerError as e:
+            raise self.fail(("ner", e.field), str(e)) from e
 
     def _check_presidio(self, ids: tuple[str, ...]) -> None:
         import presidio_analyzer.predefined_recognizers as predefined
@@ -328,6 +380,10 @@ class _Validator:
                 acts = self.mapping(body.get("actions"), (*path, "actions"), None)
                 for entity, spec in acts.items():
                     apath: Path_ = (*path, "actions", entity)
+                    if entity in NER_ENTITIES and entity not in known:
+                        raise self.fail(
+                            apath, f"{entity} is found only by NER: list it under ner.entities"
+                        )
                     if entity not in known:
                         raise self.fail(apath, f"unknown entity type or group {entity!r}")
                     actions[entity] = self._action(spec, apath)

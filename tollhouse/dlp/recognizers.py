@@ -61,6 +61,8 @@ class Rule:
     # A word here just before a match, and no context word, means something else (a version).
     not_context: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # Found by the optional NER model, not by patterns: loses to any overlapping pattern finding.
+    ner: bool = False
 
 
 def _compile(regex: str, flags: int) -> Any:

@@ -57,6 +57,7 @@ class DlpResult:
     restore_map: dict[str, str] = field(default_factory=dict)  # placeholder -> original
     attachments: str = "pass"  # what happened to attachments: "pass", "log" or "block"
     policy: str = ""
+    ner_skipped: list[str] = field(default_factory=list)  # segments too long for NER (locations)
 
     @property
     def reason(self) -> str:
@@ -108,7 +109,10 @@ class DlpScanner:
             allow_values=policy.allow_values,
             allow_patterns=policy.allow_patterns,
             decode_base64=policy.decode_base64,
+            ner=policy.ner,
         )
+        for rule in self.detector.ner_rules.values():  # one detector name, all group "pii"
+            self._rules.setdefault(rule.name, rule)
 
     def missing_hash_key(self) -> str | None:
         """Why requests will be refused for want of a hash key, or None when none is missing."""
@@ -157,6 +161,8 @@ class DlpScanner:
             found = [self._finding(d, named, i, segment.location) for d in detections]
             result.findings.extend(found)
             per_segment.append((i, found))
+            if self.policy.ner is not None and not self.policy.ner.applies_to(segment.text):
+                result.ner_skipped.append(segment.location)
         if exchange.attachments:
             result.attachments = named.attachments
         blocked = {f.entity_type for f in result.findings if f.action == "block"}
@@ -252,10 +258,12 @@ class _Numbering:
 
 
 def resolve_overlaps(detections: list[Detection]) -> list[Detection]:
-    """Keep the best of overlapping detections: highest score, then longest, then secrets."""
+    """Keep the best of overlapping detections: a pattern's over the NER model's (whatever its
+    score: a name the model guessed around a key must not let the key through), then highest
+    score, then longest, then secrets."""
     ranked = sorted(
         detections,
-        key=lambda d: (-d.score, -(d.end - d.start), d.rule.group != "secret", d.start),
+        key=lambda d: (d.rule.ner, -d.score, -(d.end - d.start), d.rule.group != "secret", d.start),
     )
     # The kept spans never overlap, so sorted by start they are sorted by end too: a new span
     # can only overlap its neighbours in that order (one bisect instead of a scan of all kept).
