@@ -32,7 +32,11 @@ setup_venv() {  # $1: the extras to install, e.g. "" or "[dev]"
     echo "creating .venv with $python" >&2
     "$python" -m venv .venv
   fi
-  local stamp=".venv/.tollhouse-installed${extras}"
+  local stamp=".venv/.tollhouse-installed${extras}" dev=".venv/.tollhouse-installed[dev]"
+  # An install with the dev tools includes everything scripts/run needs.
+  if [ -z "$extras" ] && [ -f "$dev" ] && [ ! pyproject.toml -nt "$dev" ]; then
+    return 0
+  fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "installing tollhouse${extras} into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
