@@ -104,6 +104,13 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except (PolicyError, StateError) as exc:
         print(f"tollhouse budget: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    state_file = args.data / "budget.sqlite3"
+    if rows and args.state in ("", "embedded") and not state_file.exists():
+        print(
+            f"tollhouse budget: no spend recorded yet: no {state_file} (is --data pointing at "
+            "the gateway's data folder?)",
+            file=sys.stderr,
+        )
     if args.json:
         for row in rows:
             out.write(json.dumps(row.as_dict()) + "\n")

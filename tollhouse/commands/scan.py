@@ -1,4 +1,4 @@
-"""``tollhouse scan``: run the DLP engine offline, for rule authors and batch checks.
+"""``tollhouse scan``: the DLP and injection engines offline, for rule authors and batch checks.
 
 echo "mail bob@corp.io" | tollhouse scan          findings of stdin as one JSON object
 tollhouse scan --jsonl < prompts.jsonl             one line out per {"id": ..., "text": ...} in
@@ -30,27 +30,41 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
         "--jsonl", action="store_true", help='read {"id", "text"} lines, write one per line'
     )
     parser.add_argument(
-        "--policy", default=None, help="named DLP policy (default: the file's default_policy)"
+        "--policy",
+        default=None,
+        help="a policy name, as an identity binding gives it: dlp.yaml and injection.yaml each "
+        "apply their section of that name, or their default_policy",
     )
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         scanner = DlpScanner(load_dlp_policy(args.rules / "dlp.yaml"))
-        scanner.policy.policy(args.policy)
-    except (PolicyError, KeyError) as e:
+        injection, injection_names = _injection_checker(args)
+    except PolicyError as e:
         print(f"tollhouse scan: {e}", file=sys.stderr)
         return EXIT_ERROR
-    injection = _injection_checker(args)
+    # As in the gateway, a policy name is a profile across engines: each applies its section of
+    # that name, or its default where it has none. A name neither defines is a mistake.
+    dlp_names = set(scanner.policy.policies)
+    if args.policy is not None and args.policy not in dlp_names | injection_names:
+        known = ", ".join(sorted(dlp_names | injection_names))
+        print(
+            f"tollhouse scan: no policy named {args.policy!r} in dlp.yaml or injection.yaml "
+            f"(known: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    policy = args.policy if args.policy in dlp_names else None
     if not args.jsonl:
         text = sys.stdin.read()
-        out: dict[str, Any] = {"findings": _findings(scanner, text, args.policy)}
+        out: dict[str, Any] = {"findings": _findings(scanner, text, policy)}
         if injection is not None:
             out["injection"] = injection(text)
         json.dump(out, sys.stdout)
         sys.stdout.write("\n")
         return 0
-    return _scan_lines(scanner, sys.stdin, sys.stdout, args.policy, injection)
+    return _scan_lines(scanner, sys.stdin, sys.stdout, policy, injection)
 
 
 def _findings(scanner: DlpScanner, text: str, policy: str | None) -> list[dict[str, Any]]:
@@ -102,14 +116,18 @@ def _scan_lines(
     return 1 if failed else 0
 
 
-def _injection_checker(args: argparse.Namespace) -> Any:
-    """The injection verdict as JSON, when the injection engine is installed (else None)."""
+def _injection_checker(args: argparse.Namespace) -> tuple[Any, set[str]]:
+    """The injection verdict as JSON under ``--policy`` (its section, else the default), and the
+    injection policy names; (None, no names) without the engine or rules/injection.yaml.
+    Raises :class:`PolicyError` for a bad file."""
     try:
         from tollhouse.injection import InjectionScanner, load_injection_policy
     except ImportError:
-        return None
+        return None, set()
     path = args.rules / "injection.yaml"
     if not path.exists():
-        return None
+        return None, set()
     checker = InjectionScanner(load_injection_policy(path))
-    return lambda text: checker.check_text(text).as_json()
+    names = set(checker.pack.policies)
+    policy = args.policy if args.policy in names else None
+    return (lambda text: checker.check_text(text, policy).as_json()), names

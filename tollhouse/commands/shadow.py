@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -68,6 +69,17 @@ def _fingerprint(args: argparse.Namespace) -> int:
     key = sys.stdin.readline().strip()
     if not key:
         print("tollhouse shadow: error: no key on stdin", file=sys.stderr)
+        return EXIT_ERROR
+    secret_file = args.data / keys.SECRET_NAME
+    if not os.environ.get(keys.ENV) and not secret_file.exists():
+        # Never make a secret here: from a wrong --data its fingerprints would silently never
+        # match what the gateway records. The gateway creates the file when it starts.
+        print(
+            f"tollhouse shadow: error: no fingerprint secret at {secret_file}: the gateway "
+            "creates it when it starts (is --data pointing at the gateway's data folder?), "
+            f"or set ${keys.ENV}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     try:
         secret = keys.load_secret(args.data)

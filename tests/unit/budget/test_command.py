@@ -64,3 +64,15 @@ def test_a_bad_budgets_file_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "budgets.yaml").write_text("budgets:\n  - {period: fortnight, limit_usd: 1}\n")
     assert main(["budget", "--rules", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "budgets.yaml:2: budgets[0].period" in capsys.readouterr().err
+
+
+def test_no_state_under_data_says_so(tmp_path, capsys):
+    # A wrong --data must not pass for "nothing spent yet" without a word.
+    rules, data = tmp_path / "rules", tmp_path / "elsewhere"
+    rules.mkdir()
+    (rules / "budgets.yaml").write_text(RULES)
+    assert main(["budget", "--rules", str(rules), "--data", str(data), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[0])["spent"] == 0
+    assert str(data / "budget.sqlite3") in err and "--data" in err and err.count("\n") == 1
+    assert not data.exists()

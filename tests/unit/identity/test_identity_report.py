@@ -97,10 +97,33 @@ def test_fingerprint_reads_the_key_from_stdin(tmp_path, capsys, monkeypatch):
     from tollhouse.identity import keys
 
     monkeypatch.delenv(keys.ENV, raising=False)
+    secret = keys.load_secret(tmp_path)  # as the gateway creates it when it starts
     monkeypatch.setattr("sys.stdin", io.StringIO("sk-live-secret\n"))
     assert cli.main(["shadow", "fingerprint", "--data", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed == keys.fingerprint(keys.load_secret(tmp_path), "sk-live-secret")
+    assert printed == keys.fingerprint(secret, "sk-live-secret")
+
+
+def test_fingerprint_never_makes_a_secret_of_its_own(tmp_path, capsys, monkeypatch):
+    # A wrong --data (or the wrong folder) must not mint a new secret: its fingerprints would
+    # never match what the gateway records, and nothing would say so.
+    import io
+
+    from tollhouse.identity import keys
+
+    monkeypatch.delenv(keys.ENV, raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk-live-secret\n"))
+    data = tmp_path / "data"
+    assert cli.main(["shadow", "fingerprint", "--data", str(data)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert str(data / keys.SECRET_NAME) in err and keys.ENV in err
+    assert not data.exists()
+    monkeypatch.setenv(keys.ENV, "an-operator-secret")
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk-live-secret\n"))
+    assert cli.main(["shadow", "fingerprint", "--data", str(data)]) == 0
+    expected = keys.fingerprint(b"an-operator-secret", "sk-live-secret")
+    assert capsys.readouterr().out.strip() == expected
 
 
 @pytest.mark.parametrize(
