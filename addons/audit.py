@@ -25,7 +25,6 @@ class Audit:
             if self.writer is not None:
                 self.writer.close()
             data = Path(ctx.options.tollhouse_data)
-            data.mkdir(parents=True, exist_ok=True)
             self.writer = AuditWriter(data)
             self.writer.start()
 

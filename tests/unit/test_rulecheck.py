@@ -33,7 +33,7 @@ def test_a_bad_file_is_named_with_its_line_and_the_others_still_checked(rules, c
     line = text.splitlines().index(next(x for x in text.splitlines() if "vaporize" in x)) + 1
     assert main(["check", "--rules", str(rules)]) == 1
     captured = capsys.readouterr()
-    assert f"dlp.yaml:{line}: policies.standard.actions.default" in captured.err
+    assert f"dlp.yaml:{line}: policies.standard.actions.default" in captured.out
     assert f"ok     {rules / 'injection.yaml'}" in captured.out
 
 
@@ -54,7 +54,7 @@ def test_a_bound_policy_name_no_stage_defines_is_reported(rules, capsys):
     text = text.replace("policies: [standard, strict, monitor]", "policies: [standard, stirct]")
     (rules / "identities.yaml").write_text(text)
     assert main(["check", "--rules", str(rules)]) == 1
-    assert "stirct defined neither in dlp.yaml nor in injection.yaml" in capsys.readouterr().err
+    assert "stirct defined neither in dlp.yaml nor in injection.yaml" in capsys.readouterr().out
 
 
 def test_run_refuses_to_start_on_a_bad_file_with_one_line(rules, tmp_path, capsys):

@@ -123,7 +123,7 @@ class AuditWriter:
         """Start the writer thread. Rows left in the spool by an earlier run are ingested first."""
         if self._thread is not None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(self.data_dir)
         with self._lock:
             self._stats = replace(self._stats, alive=True, spool_pending=self.spool.count())
         self._thread = threading.Thread(target=self._run, name="tollhouse-audit", daemon=True)
@@ -364,3 +364,18 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` readable by its owner only: the audit log holds prompts and answers.
+    An existing folder that others can read is left as the operator made it, with a warning."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = data_dir.stat().st_mode & 0o077
+    if mode:
+        log.warning(
+            "%s is readable by other users (mode %03o); the audit log in it holds prompts: "
+            "chmod 700 %s",
+            data_dir,
+            data_dir.stat().st_mode & 0o777,
+            data_dir,
+        )

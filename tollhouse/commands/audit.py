@@ -118,8 +118,15 @@ def _usage_cells(u: UsageRow, label: str | None = None) -> list[str]:
         f"{u.errors:,}",
         f"{u.tokens_in:,}",
         f"{u.tokens_out:,}",
-        f"{u.cost_usd:,.4f}",
+        _usd(u.cost_usd),
     ]
+
+
+def _usd(amount: float) -> str:
+    """Dollars with cents, and enough digits for the fractions of a cent one request costs."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"{amount:,.4f}"
+    return f"{amount:.2g}"
 
 
 def _print_summary_json(out: TextIO, s: Summary) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from tollhouse.rulecheck import check_rules
 
@@ -26,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
             line = {"file": str(result.file), "what": result.what, "state": state}
             print(json.dumps(line | ({"error": result.error} if result.error else {})))
         elif result.error:
-            print(f"error  {result.error}", file=sys.stderr)
+            print(f"error  {result.error}")  # stdout, in order with the others; exit code 1
         elif result.absent:
             print(f"absent {result.file} ({result.what}: none)")
         else:

@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+from tollhouse.audit.writer import private_data_dir
 from tollhouse.pki import ensure_interception_ca
 from tollhouse.rulecheck import first_error
 from tollhouse.upstreams import parse_upstreams
@@ -138,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"tollhouse run: {exc}", file=sys.stderr)
         return 2
-    args.data.mkdir(parents=True, exist_ok=True)
+    private_data_dir(args.data)
     print(
         f"tollhouse: proxy on {args.host}:{args.port} ({args.mode}); clients trust {ca}; "
         f"audit log in {args.data.resolve() / 'audit.duckdb'}",

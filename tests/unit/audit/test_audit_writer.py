@@ -203,3 +203,15 @@ def test_if_the_thread_dies_rows_go_to_the_spool(
     assert w.flush(1)
     w.close()
     assert count_lines(tmp_path / SPOOL_NAME) == 2
+
+
+def test_the_data_folder_is_private_to_the_gateway(tmp_path):
+    from tollhouse.audit.writer import AuditWriter
+
+    data = tmp_path / "fresh"
+    writer = AuditWriter(data)
+    writer.start()
+    try:
+        assert data.stat().st_mode & 0o077 == 0  # prompts are in there
+    finally:
+        writer.close()
