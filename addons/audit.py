@@ -70,7 +70,7 @@ class Audit:
             record.id,
             record.provider,
             record.operation,
-            record.model_sent or record.model_requested,
+            _printable(record.model_sent or record.model_requested),  # the client's text
             record.status,
             record.tokens_in,
             record.tokens_out,
@@ -81,3 +81,12 @@ class Audit:
     def done(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _printable(value: str | None) -> str | None:
+    """A client-supplied value fit for one log line: control characters (a newline would start a
+    forged line) are escaped, and the length is capped."""
+    if value is None or (value.isprintable() and len(value) <= 200):
+        return value
+    escaped = value[:200].encode("unicode_escape", "backslashreplace").decode("ascii")
+    return escaped + ("..." if len(value) > 200 else "")

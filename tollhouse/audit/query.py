@@ -4,14 +4,22 @@ The writer holds the database file only for the moment of a batch, so a read-onl
 between batches; :func:`open_readonly` retries with a short backoff until then. Keep read
 connections short-lived: while one is open, the writer cannot open the file and spools instead.
 
-Read connections are read-only (DuckDB refuses INSERT, DELETE, DDL on the file) and have external
-access disabled, so a query cannot write or read other files either (``COPY ... TO``,
-``read_csv``, ``ATTACH``, ``INSTALL``). Times are returned in UTC.
+A query is one statement, and a query: a SELECT (``WITH``, ``FROM``, ``DESCRIBE``, ``SHOW``,
+``SUMMARIZE``, ``VALUES``), a PIVOT or an EXPLAIN; anything else (``SET``, ``CHECKPOINT``,
+``ATTACH``, ``COPY``, ``INSTALL``, ``CALL``, ``PRAGMA``, a second statement after ``;``) is refused
+before it runs. Behind that check the connection itself is read-only (DuckDB refuses INSERT,
+DELETE, DDL on the file), has external access disabled (no ``COPY ... TO``, ``read_csv``,
+``read_text``, ``glob``, ``ATTACH``, ``INSTALL``, ``LOAD``, secrets) and its configuration locked
+(no setting can be changed, not even through a table function such as ``enable_logging()``).
+Times are returned in UTC.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,32 +81,132 @@ def open_readonly(data_dir: Path, wait: float = 5.0) -> duckdb.DuckDBPyConnectio
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
             continue
-        con.execute("SET TimeZone = 'UTC'")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET lock_configuration = true")  # last: nothing can be changed after it
+        except BaseException:
+            con.close()
+            raise
         return con
+
+
+# What a query may be. PIVOT parses as MULTI (it may expand into several statements), and so does
+# CREATE TABLE ... AS PIVOT: MULTI passes only when the text is a PIVOT.
+_QUERY_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_FILE_TYPES = {
+    duckdb.StatementType.COPY,
+    duckdb.StatementType.EXPORT,
+    duckdb.StatementType.ATTACH,
+    duckdb.StatementType.LOAD,
+}
+_QUERY_FORMS = "SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, PIVOT or EXPLAIN"
+
+
+def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse, before anything runs, whatever is not exactly one query (see the module doc)."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_query_message(exc)) from None
+    if not statements:
+        raise QueryError("no SQL statement given: write a query, e.g. SELECT * FROM exchanges")
+    if len(statements) > 1:
+        raise QueryError(
+            f"one statement at a time: got {len(statements)} separated by ';' "
+            "(none was run; the audit log is read-only here)"
+        )
+    statement = statements[0]
+    try:
+        kind = statement.type
+    except ValueError:  # a statement type this duckdb's Python API cannot even name
+        kind = None
+    if kind in _QUERY_TYPES:
+        return
+    text = statement.query.lstrip().upper()
+    if kind == duckdb.StatementType.MULTI and text.startswith(("PIVOT", "UNPIVOT")):
+        return
+    name = kind.name.replace("_", " ") if kind is not None else text.split(" ", 1)[0]
+    files = "; reading or writing other files is disabled" if kind in _FILE_TYPES else ""
+    raise QueryError(
+        f"the audit log is read-only here: only a query ({_QUERY_FORMS}) is allowed, "
+        f"not {name} (nothing was run{files})"
+    )
+
+
+@dataclass
+class QueryResult:
+    """An open query result: read :meth:`rows` before the ``with`` block ends."""
+
+    columns: list[str]
+    types: list[str]
+    _cursor: duckdb.DuckDBPyConnection
+    chunk: int = 1000
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The rows, fetched ``chunk`` at a time (a large result is never held whole). JSON columns
+        are parsed, so ``detail`` comes back as a dict, not as a string of JSON."""
+        parse = [i for i, kind in enumerate(self.types) if kind == "JSON"]
+        while True:
+            try:
+                batch = self._cursor.fetchmany(self.chunk)
+            except duckdb.Error as exc:
+                raise QueryError(_query_message(exc)) from None
+            if not batch:
+                return
+            for row in batch:
+                if parse:
+                    values = list(row)
+                    for i in parse:
+                        if values[i] is not None:
+                            values[i] = json.loads(values[i])
+                    row = tuple(values)
+                yield row
+
+
+@contextmanager
+def stream_query(
+    data_dir: Path, sql: str, *, wait: float = 5.0, chunk: int = 1000
+) -> Iterator[QueryResult]:
+    """Run one read-only query and stream its rows. The database stays open (and the gateway
+    spools instead of writing) until the block ends: consume the rows promptly.
+
+    Raises :class:`QueryError` for anything but one query (nothing is run then), or with
+    DuckDB's message if the query fails.
+    """
+    con = open_readonly(data_dir, wait)
+    try:
+        check_query(con, sql)
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as exc:
+            raise QueryError(_query_message(exc)) from None
+        description = cur.description or []
+        yield QueryResult(
+            columns=[d[0] for d in description],
+            types=[str(d[1]) for d in description],
+            _cursor=cur,
+            chunk=chunk,
+        )
+    finally:
+        con.close()
 
 
 def run_query(
     data_dir: Path, sql: str, *, wait: float = 5.0, max_rows: int | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one read-only query; return (column names, rows).
+    """Run one read-only query; return (column names, rows), JSON columns parsed.
 
-    Raises :class:`QueryError` with DuckDB's message if the query fails, including any attempt to
-    change the database. ``max_rows`` stops fetching after that many rows. A statement without a
-    result (e.g. ``SET``) returns ``([], [])``.
+    Raises :class:`QueryError` for anything but one query, or with DuckDB's message if the query
+    fails. ``max_rows`` stops fetching after that many rows; for large results prefer
+    :func:`stream_query`.
     """
-    con = open_readonly(data_dir, wait)
-    try:
-        try:
-            cur = con.execute(sql)
-            if cur.description is None:
-                return [], []
-            columns = [d[0] for d in cur.description]
-            rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
-        except duckdb.Error as exc:
-            raise QueryError(_query_message(exc)) from None
-        return columns, rows
-    finally:
-        con.close()
+    with stream_query(data_dir, sql, wait=wait) as result:
+        rows: list[tuple[Any, ...]] = []
+        for row in result.rows():
+            if max_rows is not None and len(rows) >= max_rows:
+                break
+            rows.append(row)
+        return result.columns, rows
 
 
 @dataclass(frozen=True)

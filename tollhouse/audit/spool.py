@@ -6,6 +6,17 @@ exactly what inserting it directly would have done. Every append is fsynced befo
 
 Appends and the read-ingest-truncate cycle hold an exclusive ``flock`` on the file, so two gateway
 processes sharing a data folder cannot lose each other's lines between a read and a truncate.
+
+The spool and the rejected-rows file hold prompts: they are created readable by their owner only
+(0600), and made so if an older run left them more open. Text that is not valid UTF-8 (mitmproxy
+turns undecodable bytes in headers, paths and bodies into lone surrogates) is written as JSON
+escapes, so it can always be spooled. A line cut short by a crash never swallows the next append,
+and a line that cannot be read is moved to the rejected file rather than blocking the spool.
+
+The spool is not bounded: the gateway never drops an audit row. While the database stays
+unavailable (a long query holding it, a full disk, a corrupt file) the spool grows by each row's
+size, request and response bodies included; the writer logs a warning as it passes
+``SPOOL_WARN_BYTES`` and each doubling after that, and ``tollhouse audit`` shows the backlog.
 """
 
 from __future__ import annotations
@@ -47,10 +58,28 @@ def json_default(value: object) -> object:
     return str(value)
 
 
-def encode_line(table: str, row: dict[str, Any], **extra: Any) -> str:
-    """One spool (or rejected) line, newline included."""
+def encode_line(table: str, row: dict[str, Any], **extra: Any) -> bytes:
+    """One spool (or rejected) line as UTF-8, newline included. Never fails on text that is not
+    valid UTF-8: such a line is written with ASCII escapes, which read back to the same text."""
     obj = {"table": table, "row": row, **extra}
-    return json.dumps(obj, default=json_default, ensure_ascii=False, separators=(",", ":")) + "\n"
+    text = json.dumps(obj, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # lone surrogates
+        text = json.dumps(obj, default=json_default, ensure_ascii=True, separators=(",", ":"))
+        return text.encode("ascii") + b"\n"
+
+
+def open_private(path: Path, flags: int) -> int:
+    """Open (creating if need be) a file readable by its owner only; returns the descriptor."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # left more open by an older version or by hand
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def count_lines(path: Path) -> int:
@@ -70,45 +99,64 @@ class Spool:
 
     def append(self, entries: Iterable[Entry]) -> int:
         """Append rows and fsync; return how many. Raises OSError if the disk fails."""
-        data = "".join(encode_line(table, row) for table, row in entries)
-        if not data:
+        lines = [encode_line(table, row) for table, row in entries]
+        if not lines:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f, _locked(f):
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return data.count("\n")
+        _append(self.path, lines)
+        return len(lines)
+
+    def size(self) -> int:
+        """Bytes waiting; 0 if there is no spool."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def count(self) -> int:
         """Rows currently waiting."""
         return count_lines(self.path)
 
-    def drain(self, ingest: Callable[[list[Entry]], None]) -> int:
-        """Hand every waiting row to ``ingest``; truncate the file only if it returns.
+    def drain(self, ingest: Callable[[list[Entry]], None], *, chunk: int = 1000) -> int:
+        """Hand every waiting row to ``ingest``, ``chunk`` rows at a time (a spool that grew to
+        gigabytes is never read whole); truncate the file only once every call has returned.
 
         ``ingest`` must be idempotent (skip rows already in the database): if the process dies
-        after it commits and before the truncate, the same rows are offered again next time.
-        Lines that are not valid JSON (a write cut short by a crash) are moved to the rejected
-        file. Returns the number of rows offered; 0 (without calling ``ingest``) if none.
+        (or ``ingest`` raises) part-way, every row is offered again next time. Lines that cannot
+        be read (a write cut short by a crash) are moved to the rejected file. Returns the number
+        of rows offered; 0 (without calling ``ingest``) if none.
         """
         try:
             if self.path.stat().st_size == 0:
                 return 0  # the usual case: no lock, no fsync on every batch
-            f = self.path.open("r+", encoding="utf-8")
+            f = self.path.open("r+b")
         except FileNotFoundError:
             return 0
+        offered = 0
         with f, _locked(f):
-            entries, bad = _parse(f)
+            entries: list[Entry] = []
+            bad: list[bytes] = []
+            for line in f:
+                entry = _parse_line(line)
+                if entry is None:
+                    if line.strip():
+                        bad.append(line)
+                    continue
+                entries.append(entry)
+                if len(entries) >= chunk:
+                    ingest(entries)
+                    offered += len(entries)
+                    entries = []
             if entries:
                 ingest(entries)
+                offered += len(entries)
             if bad:
                 reject_lines(self.path.parent, bad)
             f.seek(0)
             f.truncate()
             f.flush()
             os.fsync(f.fileno())
-        return len(entries)
+        return offered
 
 
 def reject(data_dir: Path, entries: Iterable[tuple[str, dict[str, Any], str]]) -> int:
@@ -117,34 +165,49 @@ def reject(data_dir: Path, entries: Iterable[tuple[str, dict[str, Any], str]]) -
     return reject_lines(data_dir, lines)
 
 
-def reject_lines(data_dir: Path, lines: list[str]) -> int:
+def reject_lines(data_dir: Path, lines: list[bytes]) -> int:
+    """Append lines (kept byte for byte, even those that are not valid UTF-8) to the rejected
+    file. The log says how many and where, never what: the lines hold prompts."""
     if not lines:
         return 0
     path = data_dir / REJECTED_NAME
-    with path.open("a", encoding="utf-8") as f, _locked(f):
-        f.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
-        f.flush()
-        os.fsync(f.fileno())
+    _append(path, [line if line.endswith(b"\n") else line + b"\n" for line in lines])
     log.error("audit: %d row(s) the database refused were kept in %s", len(lines), path)
     return len(lines)
 
 
-def _parse(f: IO[str]) -> tuple[list[Entry], list[str]]:
-    entries: list[Entry] = []
-    bad: list[str] = []
-    for line in f:
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            entries.append((str(obj["table"]), dict(obj["row"])))
-        except (ValueError, KeyError, TypeError):
-            bad.append(line)
-    return entries, bad
+def _append(path: Path, lines: list[bytes]) -> None:
+    """Append whole lines under the lock, fsynced. If a crash cut the last line short (no final
+    newline), start on a new line, so the rows appended now are not glued to it and lost."""
+    fd = open_private(path, os.O_RDWR | os.O_APPEND)
+    with os.fdopen(fd, "r+b", buffering=0) as f, _locked(f):
+        end = f.seek(0, os.SEEK_END)
+        if end:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                lines = [b"\n", *lines]
+        data = memoryview(b"".join(lines))
+        while data:  # a raw write may be partial
+            written = f.write(data)
+            if not written:
+                raise OSError(f"could not append to {path}")
+            data = data[written:]
+        os.fsync(f.fileno())
+
+
+def _parse_line(line: bytes) -> Entry | None:
+    """One spool line as (table, row); None for a blank line or one that cannot be read."""
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line.decode("utf-8"))
+        return str(obj["table"]), dict(obj["row"])
+    except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 @contextmanager
-def _locked(f: IO[str]) -> Iterator[None]:
+def _locked(f: IO[Any]) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return

@@ -9,6 +9,7 @@ open + insert + commit + close: ~60 ms (UNNEST), ~250 ms (one multi-row VALUES),
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from tollhouse.audit.schema import TABLES, ensure_schema
 from tollhouse.audit.spool import json_default
 
 DB_NAME = "audit.duckdb"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Errors that say "the database cannot be written now" (locked, disk, corrupt, out of memory):
 # the rows are fine and go to the spool. Any other error during an insert is blamed on the rows.
@@ -49,7 +51,9 @@ def is_lock_error(exc: BaseException) -> bool:
 def connect(path: Path, *, lock_wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """Open the database for writing and bring its schema up to date. Caller closes it.
 
-    Retries for up to ``lock_wait`` seconds while another process holds the file.
+    Retries for up to ``lock_wait`` seconds while another process holds the file. The file (and a
+    WAL a crash left behind) is made readable by its owner only, before any row is written: it
+    holds prompts, and duckdb creates it with the process umask.
     """
     deadline = time.monotonic() + lock_wait
     delay = 0.005
@@ -63,11 +67,44 @@ def connect(path: Path, *, lock_wait: float = 0.0) -> duckdb.DuckDBPyConnection:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
     try:
+        make_private(path, Path(f"{path}.wal"))
         ensure_schema(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def make_private(*paths: Path) -> None:
+    """chmod 0600 each file that exists and is readable by others (one stat when it is not)."""
+    for path in paths:
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
+def scrub_text(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``row`` whose text is valid UTF-8 (lone surrogates, which is how mitmproxy keeps
+    undecodable bytes, become U+FFFD), or None if there was nothing to change."""
+    changed = False
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str) and not value.isascii():
+            fixed = _valid_utf8(value)
+            changed = changed or fixed is not value
+            value = fixed
+        out[key] = value
+    return out if changed else None
+
+
+def _valid_utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
 
 
 def new_row_id() -> str:

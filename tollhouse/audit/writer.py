@@ -41,6 +41,7 @@ class WriterStats:
     rows_rejected: int = 0  # refused by the database (bad values): kept in audit-rejected.jsonl
     batches: int = 0  # successful database writes
     spool_pending: int = 0  # rows waiting in the spool right now
+    spool_bytes: int = 0  # size of the spool file right now
     last_batch_ms: float | None = None  # open + insert + close of the last successful write
     last_success_at: datetime | None = None
     last_error: str | None = None
@@ -54,6 +55,7 @@ class _Flush:
 
 _STOP = object()
 _EPISODE_LOG_INTERVAL = 60.0  # seconds between spooling warnings
+SPOOL_WARN_BYTES = 256 * 1024 * 1024  # warn as the spool passes this size, then at each doubling
 
 
 class AuditWriter:
@@ -93,6 +95,7 @@ class AuditWriter:
         self._episode_level = logging.INFO
         self._last_episode_log = -_EPISODE_LOG_INTERVAL
         self._unknown_columns: set[tuple[str, str]] = set()
+        self._spool_warned = 0  # the spool size last warned about
 
     # ---- request path -------------------------------------------------------------------------
 
@@ -125,7 +128,12 @@ class AuditWriter:
             return
         private_data_dir(self.data_dir)
         with self._lock:
-            self._stats = replace(self._stats, alive=True, spool_pending=self.spool.count())
+            self._stats = replace(
+                self._stats,
+                alive=True,
+                spool_pending=self.spool.count(),
+                spool_bytes=self.spool.size(),
+            )
         self._thread = threading.Thread(target=self._run, name="tollhouse-audit", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -226,10 +234,12 @@ class AuditWriter:
         con: duckdb.DuckDBPyConnection | None = None
         try:
             con = store.connect(self.db_path, lock_wait=self.lock_wait)
-            drained = self.spool.drain(lambda entries: self._insert(con, entries, replay=True))
+            drained = self.spool.drain(
+                lambda entries: self._insert(con, entries, replay=True), chunk=self.batch_size
+            )
             self._insert(con, batch, replay=False)
         except Exception as exc:
-            self._spool(batch, _describe(exc))
+            self._spool(batch, _describe_safely(exc))
             return
         finally:
             if con is not None:
@@ -238,7 +248,8 @@ class AuditWriter:
                 except Exception:  # committed already: the rows are in the WAL
                     log.exception("audit: closing the database failed")
         elapsed = (time.perf_counter() - started) * 1000.0
-        self._set(spool_pending=0, last_success_at=datetime.now(UTC))
+        self._set(spool_pending=0, spool_bytes=0, last_success_at=datetime.now(UTC))
+        self._spool_warned = 0
         if batch:
             self._count(batches=1)
             self._set(last_batch_ms=elapsed)
@@ -281,19 +292,46 @@ class AuditWriter:
             raise
         except Exception as exc:
             _rollback(con)
-            log.warning("audit: a batch was refused (%s); retrying row by row", _describe(exc))
+            # The type only: DuckDB's message quotes the value it could not convert.
+            log.warning("audit: a batch was refused (%s); retrying row by row", type(exc).__name__)
         # One row per transaction: good rows go in, each bad one is kept aside with its error.
         bad: list[tuple[str, dict[str, Any], str]] = []
         for table, rows in by_table.items():
             for row in rows:
-                try:
-                    add(con, table, [row])  # autocommit
-                    self._count(rows_written=1)
-                except store.UNAVAILABLE:
-                    raise
-                except Exception as exc:
-                    bad.append((table, row, _describe(exc)))
+                error = self._insert_one(con, add, table, row)
+                if error is not None:
+                    bad.append((table, row, error))
         self._count(rows_rejected=reject(self.data_dir, bad))
+
+    def _insert_one(
+        self, con: duckdb.DuckDBPyConnection, add: Any, table: str, row: dict[str, Any]
+    ) -> str | None:
+        """Insert one row (autocommit); None if it went in, else why not (for the rejected file).
+
+        Text that is not valid UTF-8 is the one fault repaired here rather than refused: the row
+        goes in with U+FFFD in its place, so bytes a client or upstream chose cannot keep an
+        exchange out of the log.
+        """
+        try:
+            add(con, table, [row])
+        except store.UNAVAILABLE:
+            raise
+        except Exception as exc:
+            scrubbed = store.scrub_text(row)
+            if scrubbed is None:
+                return _describe(exc)
+            try:
+                add(con, table, [scrubbed])
+            except store.UNAVAILABLE:
+                raise
+            except Exception as again:
+                return _describe(again)
+            log.warning(
+                "audit: a %s row had text that is not valid UTF-8; stored with U+FFFD in its place",
+                table,
+            )
+        self._count(rows_written=1)
+        return None
 
     def _spool(self, batch: list[Entry], error: str) -> None:
         """Keep a batch in the spool file; log when spooling starts (not for every batch)."""
@@ -319,8 +357,33 @@ class AuditWriter:
         try:
             n = self.spool.append(batch)
             self._count(rows_spooled=n, spool_pending=n)
-        except Exception:
-            log.exception("audit: %d row(s) lost: neither the database nor the spool", len(batch))
+        except Exception as exc:
+            log.error(
+                "audit: %d row(s) lost: neither the database nor the spool (%s)",
+                len(batch),
+                _describe_safely(exc),
+            )
+            return
+        self._watch_spool_size()
+
+    def _watch_spool_size(self) -> None:
+        """The spool is never cut (no row is dropped): say so loudly as it grows instead."""
+        size = self.spool.size()
+        self._set(spool_bytes=size)
+        threshold = max(SPOOL_WARN_BYTES, self._spool_warned * 2)
+        if size < threshold:
+            return
+        self._spool_warned = size
+        since = self._stats.last_success_at
+        log.warning(
+            "audit spool %s holds %s (%d row(s)) because %s cannot be written%s; nothing is "
+            "dropped: free the database (a long query?) or the disk before the spool fills it",
+            self.spool.path,
+            _size(size),
+            self._stats.spool_pending,
+            self.db_path,
+            f" since {since:%Y-%m-%d %H:%M:%S} UTC" if since else "",
+        )
 
     def _spool_queue(self) -> None:
         """Move whatever is queued straight to the spool (writer stopped or dead)."""
@@ -362,13 +425,37 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _describe(exc: BaseException) -> str:
+    """The error in full, for the rejected-rows file (private: it holds the row anyway)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _describe_safely(exc: BaseException) -> str:
+    """The error for logs and stats: the message only when it is about the database (locked,
+    corrupt, disk), never a conversion error, whose message quotes a row's value."""
+    if isinstance(exc, store.UNAVAILABLE) and not isinstance(exc, UnicodeError):
+        return _describe(exc)
+    return type(exc).__name__
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    amount = n / 1024
+    for unit in ("KiB", "MiB"):
+        if amount < 1024:
+            return f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
 def private_data_dir(data_dir: Path) -> None:
     """Create ``data_dir`` readable by its owner only: the audit log holds prompts and answers.
-    An existing folder that others can read is left as the operator made it, with a warning."""
+    An existing folder that others can read is left as the operator made it, with a warning.
+
+    The audit files themselves are made 0600 wherever they are, except DuckDB's WAL
+    (``audit.duckdb.wal``), which duckdb creates with the process umask for the moment of each
+    batch: only a private folder keeps that from other local users."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     mode = data_dir.stat().st_mode & 0o077
     if mode:

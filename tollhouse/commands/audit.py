@@ -8,9 +8,11 @@ tollhouse audit --json "SELECT ..."  one JSON object per row (for jq and scripts
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
+import os
 import sys
-from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
@@ -18,9 +20,10 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from tollhouse.audit.query import AuditError, Summary, UsageRow, run_query, summary
+from tollhouse.audit.query import AuditError, Summary, UsageRow, run_query, stream_query, summary
 
 EXIT_ERROR = 2
+TABLE_ROWS = 1000  # a table longer than this is unreadable anyway
 
 
 def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> None:
@@ -42,8 +45,8 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
     parser.add_argument(
         "--limit",
         type=int,
-        default=1000,
-        help="rows to show in a table (default: 1000; --json prints all)",
+        default=None,
+        help="rows to print at most (default: 1000 in a table; every row with --json, streamed)",
     )
 
 
@@ -58,12 +61,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    limit = None if args.json else max(args.limit, 0) + 1  # one more, to know we cut it short
-    columns, rows = run_query(args.data, args.sql, wait=args.wait, max_rows=limit)
     if args.json:
-        _print_json_lines(sys.stdout, columns, rows)
-        return 0
-    shown = rows[: args.limit]
+        return _query_json(args)
+    wanted = TABLE_ROWS if args.limit is None else max(args.limit, 0)
+    columns, rows = run_query(args.data, args.sql, wait=args.wait, max_rows=wanted + 1)
+    shown = rows[:wanted]
     table = Table()
     for name in columns:
         table.add_column(name, overflow="fold")  # fold, never cut: an audit hides nothing
@@ -74,6 +76,39 @@ def _query(args: argparse.Namespace) -> int:
     more = " (more not shown: add LIMIT, or use --json)" if len(rows) > len(shown) else ""
     console.print(f"{len(shown)} row{'s' if len(shown) != 1 else ''}{more}", style="dim")
     return 0
+
+
+def _query_json(args: argparse.Namespace) -> int:
+    """JSON lines, streamed: memory stays flat however many rows the query returns. The database
+    stays open while they print, so a slow reader of the output delays the gateway's writes (it
+    spools meanwhile, nothing is lost)."""
+    limit = None if args.limit is None else max(args.limit, 0)
+    out = sys.stdout
+    printed = 0
+    try:
+        with stream_query(args.data, args.sql, wait=args.wait) as result:
+            for row in result.rows():
+                if limit is not None and printed >= limit:
+                    print(
+                        f"tollhouse audit: {printed} row(s) printed, more not shown (--limit)",
+                        file=sys.stderr,
+                    )
+                    break
+                out.write(_dumps(dict(zip(result.columns, row, strict=True))) + "\n")
+                printed += 1
+        out.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        _silence_stdout()
+    return 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, keep Python from complaining again when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -145,13 +180,22 @@ def _print_summary_json(out: TextIO, s: Summary) -> None:
     out.write(_dumps(meta) + "\n")
 
 
-def _print_json_lines(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    for row in rows:
-        out.write(_dumps(dict(zip(columns, row, strict=True))) + "\n")
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_value, ensure_ascii=False)
+    """One JSON value, valid for jq: NaN and infinities (not JSON) become null."""
+    try:
+        return json.dumps(obj, default=_json_value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), default=_json_value, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_value(value: Any) -> Any:
@@ -176,4 +220,6 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, dict | list):  # a JSON column, a LIST or a STRUCT: show it as JSON
+        return _dumps(value)
     return str(value)
