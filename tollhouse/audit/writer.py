@@ -229,30 +229,37 @@ class AuditWriter:
             self._spool_queue()
 
     def _write(self, batch: list[Entry]) -> None:
-        """Write one batch (after draining the spool); on failure spool it. Never raises."""
+        """Write one batch, then drain the spool; on failure spool the batch. Never raises.
+
+        The batch goes in first: if the spool is long and the gateway stops while draining it,
+        the batch is already in the database and the rest of the spool is still on disk."""
         started = time.perf_counter()
         con: duckdb.DuckDBPyConnection | None = None
         try:
             con = store.connect(self.db_path, lock_wait=self.lock_wait)
+            self._insert(con, batch, replay=False)
+        except Exception as exc:
+            if con is not None:
+                con.close()
+            self._spool(batch, _describe_safely(exc))
+            return
+        if batch:
+            self._count(batches=1)
+            self._set(last_batch_ms=(time.perf_counter() - started) * 1000.0)
+        try:
             drained = self.spool.drain(
                 lambda entries: self._insert(con, entries, replay=True), chunk=self.batch_size
             )
-            self._insert(con, batch, replay=False)
-        except Exception as exc:
-            self._spool(batch, _describe_safely(exc))
+        except Exception as exc:  # the batch is in; the spool stays on disk for the next try
+            log.warning("audit spool not drained yet: %s", _describe_safely(exc))
             return
         finally:
-            if con is not None:
-                try:
-                    con.close()
-                except Exception:  # committed already: the rows are in the WAL
-                    log.exception("audit: closing the database failed")
-        elapsed = (time.perf_counter() - started) * 1000.0
+            try:
+                con.close()
+            except Exception:  # committed already: the rows are in the WAL
+                log.exception("audit: closing the database failed")
         self._set(spool_pending=0, spool_bytes=0, last_success_at=datetime.now(UTC))
         self._spool_warned = 0
-        if batch:
-            self._count(batches=1)
-            self._set(last_batch_ms=elapsed)
         if drained or self._spooling:
             log.log(
                 self._episode_level,

@@ -215,3 +215,26 @@ def test_the_data_folder_is_private_to_the_gateway(tmp_path):
         assert data.stat().st_mode & 0o077 == 0  # prompts are in there
     finally:
         writer.close()
+
+
+def test_a_new_batch_lands_even_while_the_spool_cannot_be_drained(tmp_path, monkeypatch):
+    # A gateway stopping in the middle of a long spool drain must not lose the batch it holds:
+    # the batch goes in first, and the spool stays on disk for the next run.
+    from tests.unit.audit.audit_helpers import count, exchange
+    from tollhouse.audit.writer import AuditWriter
+
+    writer = AuditWriter(tmp_path, flush_interval=0.05)
+    writer.spool.append([("exchanges", exchange())])
+
+    def stuck(*args, **kwargs):
+        raise OSError("disk hiccup while reading the spool")
+
+    monkeypatch.setattr(writer.spool, "drain", stuck)
+    writer.start()
+    try:
+        writer.submit("exchanges", exchange())
+        assert writer.flush(timeout=10)
+    finally:
+        writer.close()
+    assert count(tmp_path / "audit.duckdb")[0] == 1
+    assert writer.spool.count() == 1
