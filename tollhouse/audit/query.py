@@ -17,6 +17,7 @@ Times are returned in UTC.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,15 +166,21 @@ class QueryResult:
 
 @contextmanager
 def stream_query(
-    data_dir: Path, sql: str, *, wait: float = 5.0, chunk: int = 1000
+    data_dir: Path, sql: str, *, wait: float = 5.0, chunk: int = 1000, timeout: float | None = None
 ) -> Iterator[QueryResult]:
     """Run one read-only query and stream its rows. The database stays open (and the gateway
     spools instead of writing) until the block ends: consume the rows promptly.
 
-    Raises :class:`QueryError` for anything but one query (nothing is run then), or with
-    DuckDB's message if the query fails.
+    ``timeout`` (seconds) interrupts a query still running after that long, so that an analyst's
+    query cannot keep a live gateway spooling indefinitely. Raises :class:`QueryError` for
+    anything but one query (nothing is run then), with DuckDB's message if the query fails, and
+    when the timeout stops it.
     """
     con = open_readonly(data_dir, wait)
+    timer = threading.Timer(timeout, con.interrupt) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         check_query(con, sql)
         try:
@@ -187,12 +194,26 @@ def stream_query(
             _cursor=cur,
             chunk=chunk,
         )
+    except QueryError:
+        if timer is not None and not timer.is_alive():
+            raise QueryError(
+                f"the query ran for more than {timeout:g} s and was stopped: the gateway cannot "
+                "write while it runs (--timeout; for long analysis, query a copy of audit.duckdb)"
+            ) from None
+        raise
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()
 
 
 def run_query(
-    data_dir: Path, sql: str, *, wait: float = 5.0, max_rows: int | None = None
+    data_dir: Path,
+    sql: str,
+    *,
+    wait: float = 5.0,
+    max_rows: int | None = None,
+    timeout: float | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only query; return (column names, rows), JSON columns parsed.
 
@@ -200,7 +221,7 @@ def run_query(
     fails. ``max_rows`` stops fetching after that many rows; for large results prefer
     :func:`stream_query`.
     """
-    with stream_query(data_dir, sql, wait=wait) as result:
+    with stream_query(data_dir, sql, wait=wait, timeout=timeout) as result:
         rows: list[tuple[Any, ...]] = []
         for row in result.rows():
             if max_rows is not None and len(rows) >= max_rows:

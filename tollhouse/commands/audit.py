@@ -43,6 +43,12 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
         help="seconds to wait while the gateway holds the database (default: 5)",
     )
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="stop a query running longer than this many seconds; 0 for no limit (default: 60)",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -64,7 +70,9 @@ def _query(args: argparse.Namespace) -> int:
     if args.json:
         return _query_json(args)
     wanted = TABLE_ROWS if args.limit is None else max(args.limit, 0)
-    columns, rows = run_query(args.data, args.sql, wait=args.wait, max_rows=wanted + 1)
+    columns, rows = run_query(
+        args.data, args.sql, wait=args.wait, max_rows=wanted + 1, timeout=args.timeout or None
+    )
     shown = rows[:wanted]
     table = Table()
     for name in columns:
@@ -86,7 +94,9 @@ def _query_json(args: argparse.Namespace) -> int:
     out = sys.stdout
     printed = 0
     try:
-        with stream_query(args.data, args.sql, wait=args.wait) as result:
+        with stream_query(
+            args.data, args.sql, wait=args.wait, timeout=args.timeout or None
+        ) as result:
             for row in result.rows():
                 if limit is not None and printed >= limit:
                     print(

@@ -145,3 +145,16 @@ def test_cli_corrupt_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / store.DB_NAME).write_bytes(b"garbage" * 1000)
     assert audit("--data", str(tmp_path)) == 2
     assert "not a valid DuckDB database file" in capsys.readouterr().err
+
+
+def test_a_runaway_query_is_stopped_so_the_gateway_can_write_again(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slow = "SELECT count(*) FROM range(100000000000) a"  # minutes of work
+    code = main(["audit", "--data", str(data), "--timeout", "0.5", slow])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ran for more than 0.5 s and was stopped" in err
+    # The database is free again: a writer gets in at once.
+    with store.connect(data / "audit.duckdb") as con:
+        assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] >= 1
