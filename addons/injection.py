@@ -7,8 +7,11 @@ import logging
 from mitmproxy import http
 
 from addons._flow import active, off_loop, refuse, reload_policy, transit_of
+from tollhouse.exchange import Role
 from tollhouse.injection import InjectionScanner, load_injection_policy
+from tollhouse.injection.smuggle import strip_smuggled
 from tollhouse.providers.base import Refusal
+from tollhouse.transit import Transit
 
 log = logging.getLogger("tollhouse.injection")
 
@@ -52,6 +55,8 @@ class Injection:
             return
         record.injection_score = round(verdict.score, 4)
         record.injection_verdict = verdict.verdict
+        if verdict.verdict != "block":
+            self._strip_smuggled(transit)
         if verdict.verdict == "allow":
             return
         transit.event(
@@ -68,6 +73,24 @@ class Injection:
             refuse(flow, transit, 403, Refusal.PERMISSION, verdict.block_message(), "injection")
         else:
             flow.metadata[HEADER] = verdict.header_value()
+
+    @staticmethod
+    def _strip_smuggled(transit: Transit) -> None:
+        """Invisible characters that can only smuggle instructions (tag characters, bidi
+        overrides, zero-width characters inside words) never reach the model. The application's
+        own system prompt is left as it is, and a signed body cannot be changed."""
+        exchange = transit.exchange
+        if exchange is None or exchange.signed:
+            return
+        removed = 0
+        for i, segment in enumerate(exchange.segments):
+            if segment.role != Role.SYSTEM:
+                clean, count = strip_smuggled(segment.text)
+                if count:
+                    exchange.set_text(i, clean)
+                    removed += count
+        if removed:
+            transit.event("injection", "stripped", invisible_characters=removed)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # A flagged request passes; the client (and its operators) can see the mark.

@@ -15,7 +15,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-__all__ = ["Invisibles", "decode_base64", "decode_hex", "invisibles"]
+__all__ = ["Invisibles", "decode_base64", "decode_hex", "invisibles", "strip_smuggled"]
 
 # U+1F3F4 (waving black flag) + tags + U+E007F (cancel tag) is a subdivision flag emoji, e.g.
 # England: legitimate, so that sequence is removed before counting tags.
@@ -26,6 +26,10 @@ _TAG_PRINTABLE = re.compile("[\U000e0020-\U000e007e]+")
 _ZERO_WIDTH = re.compile("[\u200b\u2060-\u2064\ufeff\u180e]")
 # Any zero-width or joiner character wedged between two Latin letters or digits: "ig\u200bnore".
 _IN_WORD = re.compile("[A-Za-z0-9][\u200b-\u200d\u2060-\u2064\ufeff\u00ad]+[A-Za-z0-9]")
+# The same characters alone, between letters or digits, for removal ("i\u200dg\u200dn" too).
+_IN_WORD_RUN = re.compile(
+    "(?<=[A-Za-z0-9])[\u200b-\u200d\u2060-\u2064\ufeff\u00ad]+(?=[A-Za-z0-9])"
+)
 # Embeddings, overrides and isolates (Trojan Source). LRM/RLM marks are normal in RTL text.
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _PRINTABLE_MIN = 0.95
@@ -56,6 +60,29 @@ def invisibles(raw: str) -> Invisibles:
     out.in_word = len(_IN_WORD.findall(text))
     out.bidi = len(_BIDI.findall(text))
     return out
+
+
+def strip_smuggled(text: str) -> tuple[str, int]:
+    """``text`` without the invisible characters that can only smuggle: Unicode tag characters
+    (outside subdivision-flag emoji), bidi embeddings, overrides and isolates, zero-width spaces
+    and word joiners, and zero-width or joiner characters wedged inside a Latin word. Joiners in
+    emoji and scripts that need them, and LRM/RLM marks, stay. Returns the text and how many
+    characters were removed."""
+    if text.isascii():
+        return text, 0
+    pieces, last = [], 0
+    for flag in _FLAG_EMOJI.finditer(text):  # a subdivision flag is a legitimate tag sequence
+        pieces += [_strip(text[last : flag.start()]), flag.group()]
+        last = flag.end()
+    pieces.append(_strip(text[last:]))
+    out = "".join(pieces)
+    return out, len(text) - len(out)
+
+
+def _strip(text: str) -> str:
+    text = _BIDI.sub("", _TAG.sub("", text))
+    text = _ZERO_WIDTH.sub("", text)
+    return _IN_WORD_RUN.sub("", text)
 
 
 def _as_text(data: bytes) -> str | None:
