@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 def test_anthropic_message_and_stream(as_user):
     client = anthropic.Anthropic(api_key="sk-ant-test-not-real", max_retries=0)
     message = client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=200,
         system="Be brief.",
         messages=[{"role": "user", "content": "Hello through the gateway"}],
@@ -31,7 +31,7 @@ def test_anthropic_message_and_stream(as_user):
     assert row["cost_usd"] > 0
 
     with client.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=200,
         messages=[{"role": "user", "content": "Stream through the gateway"}],
     ) as stream:

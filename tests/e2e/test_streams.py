@@ -69,7 +69,7 @@ def test_a_stream_the_provider_breaks_reaches_the_client_broken_and_is_audited_o
 def test_a_broken_anthropic_stream_is_charged_the_usage_reported_before_the_break(gateway):
     mark = marker()
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 100,
         "stream": True,
         "messages": [{"role": "user", "content": f"stream and break {mark}"}],
@@ -125,7 +125,7 @@ def test_an_error_status_on_a_streamed_request_passes_as_json(as_user):
     mark = marker()
     with pytest.raises(anthropic.InternalServerError):
         anthropic.Anthropic(api_key="sk-ant-test", max_retries=0).messages.create(
-            model="claude-sonnet-4-5",
+            model="claude-sonnet-4-6",
             max_tokens=50,
             stream=True,
             messages=[{"role": "user", "content": f"fail {mark}"}],
@@ -187,7 +187,7 @@ def test_usage_chunk_cut_across_reads_is_still_dropped_or_kept(as_user, asked):
         (f"{OPENAI}/responses", {}, {"authorization": "Bearer sk-test"}),
         (
             ANTHROPIC,
-            {"model": "claude-sonnet-4-5", "max_tokens": 50},
+            {"model": "claude-sonnet-4-6", "max_tokens": 50},
             {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"},
         ),
     ],

@@ -485,14 +485,14 @@ def test_unknown_behaviour_is_a_400(fake):
 
 def test_anthropic_json(claude):
     m = claude.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=100,
         system="You are terse.",
         messages=[{"role": "user", "content": "Tell me a joke"}],
     )
     assert m.id.startswith("msg_") and m.type == "message" and m.role == "assistant"
     assert m.content[0].type == "text"
-    assert m.content[0].text == "Hello from the fake claude-sonnet-4-5. How can I help?"
+    assert m.content[0].text == "Hello from the fake claude-sonnet-4-6. How can I help?"
     assert m.stop_reason == "end_turn" and m.stop_sequence is None
     assert m.usage.input_tokens == 3 + 4
     assert m.usage.output_tokens == DEFAULT_ANSWER_WORDS
