@@ -25,7 +25,7 @@ from addons._flow import KEY, active, refuse
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Handling, HostEntry
 from tollhouse.identity import AuthFailure, Identifier, Mode, Principal, Reason, Verdict
-from tollhouse.identity.keys import find_key
+from tollhouse.identity.keys import find_keys
 from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
 from tollhouse.transit import Transit
@@ -119,12 +119,14 @@ class Identify:
             result = self.tunnels.get(flow.client_conn)
         if isinstance(result, Principal) and not result.valid_at(time.time()):
             result = AuthFailure("bearer", "the proxy token has expired (exp)")
+        found = find_keys(headers, flow.request.path)
         verdict = self.identifier.resolve(
             client_ip=_client_ip(flow),
             principal=result if isinstance(result, Principal) else None,
             failure=result if isinstance(result, AuthFailure) else None,
             app_name=app_name,
-            key=find_key(headers, flow.request.path),
+            key=found[0] if found else None,
+            other_keys=found[1:],
         )
         _apply(transit, verdict)
         if not verdict.refused:

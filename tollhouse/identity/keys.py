@@ -94,22 +94,29 @@ def fingerprint(secret: bytes, key: str) -> str:
 
 
 def find_key(headers: Mapping[str, str], url: str) -> str | None:
-    """The provider API key of a request, wherever the provider puts it: ``x-api-key``
-    (Anthropic), ``api-key`` (Azure), ``x-goog-api-key`` or ``?key=`` (Gemini),
+    """The provider API key of a request, wherever the provider puts it (see :func:`find_keys`);
+    the first one when there are several."""
+    found = find_keys(headers, url)
+    return found[0] if found else None
+
+
+def find_keys(headers: Mapping[str, str], url: str) -> list[str]:
+    """Every distinct provider API key a request carries, wherever providers put them:
+    ``x-api-key`` (Anthropic), ``api-key`` (Azure), ``x-goog-api-key`` or ``?key=`` (Gemini),
     ``Authorization: Bearer`` (OpenAI and most others), or the access key id of an AWS SigV4
-    signature (Bedrock). ``headers`` must have lower-case names."""
+    signature (Bedrock). ``headers`` must have lower-case names. More than one is suspicious:
+    which one the provider uses cannot be told from here."""
+    found: list[str] = []
     for name in _HEADERS:
         if value := headers.get(name, "").strip():
-            return value
+            found.append(value)
     auth = headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    if scheme == "AWS4-HMAC-SHA256" and (m := _SIGV4_CREDENTIAL.search(value)):
-        return m.group(1)
+        found.append(value.strip())
+    elif scheme == "AWS4-HMAC-SHA256" and (m := _SIGV4_CREDENTIAL.search(value)):
+        found.append(m.group(1))
     query = urlsplit(url).query
     if "key=" in query:
-        for name, value in parse_qsl(query):
-            if name == "key" and value:
-                return value
-    return None
+        found += [value for name, value in parse_qsl(query) if name == "key" and value]
+    return list(dict.fromkeys(found))

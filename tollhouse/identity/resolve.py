@@ -16,6 +16,7 @@ is shadow AI, with every reason recorded; in enforce mode it is refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Reason:
     NO_APP = "no-app"
     UNKNOWN_APP = "unknown-app"
     UNREGISTERED_KEY = "unregistered-key"
+    SEVERAL_KEYS = "several-keys"
     NO_BINDING = "no-binding"
 
 
@@ -113,10 +115,13 @@ class Identifier:
         failure: AuthFailure | None = None,
         app_name: str | None = None,
         key: str | None = None,
+        other_keys: Sequence[str] = (),
     ) -> Verdict:
         """Combine what the request carries into a verdict. ``principal`` and ``failure`` come
         from proxy authentication; ``app_name`` from the application header; ``key`` is the
-        provider API key (only its fingerprint is kept)."""
+        provider API key (only its fingerprint is kept), ``other_keys`` any further ones the
+        request carries: a registered key beside another proves nothing, since the provider may
+        use the other (a decoy)."""
         net = self.networks.match(client_ip)
         mode = self.mode(client_ip)
         reasons: list[str] = []
@@ -132,7 +137,13 @@ class Identifier:
         fp = keys.fingerprint(self.secret, key) if key else None
         apps = self.config.applications
         app, app_source = None, None
-        if fp is not None and fp in self.config.keys:
+        if other_keys:
+            shown = ", ".join(keys.fingerprint(self.secret, k) for k in (key or "", *other_keys))
+            reasons.append(
+                f"{Reason.SEVERAL_KEYS}: several provider API keys in one request ({shown}); "
+                "the provider may use any of them"
+            )
+        if fp is not None and fp in self.config.keys and not other_keys:
             app, app_source = self.config.keys[fp], Source.KEY
         elif app_name:
             app_name = app_name.strip()

@@ -53,3 +53,12 @@ def test_secret_file_is_created_private_and_reused(tmp_path):
 def test_secret_from_the_environment_wins(tmp_path):
     assert keys.load_secret(tmp_path, environ={keys.ENV: "from-env"}) == b"from-env"
     assert not os.path.exists(tmp_path / keys.SECRET_NAME)
+
+
+def test_every_distinct_key_is_found():
+    headers = {"x-api-key": "sk-ant-registered", "authorization": "Bearer sk-personal"}
+    assert keys.find_keys(headers, "/v1/messages?key=sk-personal") == [
+        "sk-ant-registered",
+        "sk-personal",
+    ]
+    assert keys.find_key(headers, "/v1/messages") == "sk-ant-registered"

@@ -108,3 +108,15 @@ def test_network_table_prefers_the_most_specific_range():
     assert table.match("192.0.2.1").name == "all"
     assert table.match("2001:db8::1").name == "v6"
     assert table.match("2001:db9::1") is None
+
+
+def test_a_registered_key_beside_another_key_proves_nothing(identifier):
+    # The provider may use either key: a registered one sent as a decoy must not sanction a
+    # personal one.
+    v = identifier.resolve(
+        client_ip="192.0.2.1", principal=ALICE, key=ALICE_KEY, other_keys=[BOB_KEY]
+    )
+    assert v.app is None and v.shadow
+    assert codes(v)[0] == Reason.SEVERAL_KEYS
+    assert fingerprint(SECRET, BOB_KEY) in v.shadow_reason
+    assert ALICE_KEY not in v.shadow_reason and BOB_KEY not in v.shadow_reason
