@@ -89,6 +89,9 @@ class Scope:
             # mitmproxy appends advice about connection strategies, meant for its own log
             error=why.split(" If you plan to redirect", 1)[0],
         )
+        identify = ctx.master.addons.get("identify")
+        if identify is not None:  # who sent the CONNECT, from its credentials or its address
+            record.user_id, record.team, record.identity_source = identify.who(flow.client_conn)
         flow.metadata[KEY] = Transit(entry=entry, record=record)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:

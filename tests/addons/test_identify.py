@@ -292,3 +292,17 @@ async def test_proxy_headers_are_removed_even_without_an_identity_file(tmp_path)
             await identify.requestheaders(flow)
             assert "proxy-authorization" not in flow.request.headers
             assert "x-tollhouse-app" not in flow.request.headers
+
+
+async def test_a_failed_connect_row_names_who_sent_it(stage):
+    scope, identify, _, _ = stage
+    conn = client()
+    flow = connect(identify, conn, basic("alice"))
+    await identify.http_connect(flow)
+    # mitmproxy could not reach the provider and answered the CONNECT itself.
+    from mitmproxy import http
+
+    flow.response = http.Response.make(502, b"connection refused")
+    scope.http_connect_error(flow)
+    record = transit_of(flow).record
+    assert (record.user_id, record.team, record.decision) == ("alice", "support", "error")
