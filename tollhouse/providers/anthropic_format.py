@@ -14,11 +14,11 @@ from tollhouse.providers.jsonbody import (
     Collected,
     TextCollector,
     arr,
-    as_int,
     dig,
     fail,
     obj,
     opt_int,
+    usage_with_cache,
 )
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT}
@@ -105,13 +105,11 @@ def usage(data: Any) -> Usage | None:
     """Anthropic usage, with cache reads and writes added into ``input_tokens``."""
     if not isinstance(data, dict):
         return None
-    cache_write = as_int(data.get("cache_creation_input_tokens"))
-    cache_read = as_int(data.get("cache_read_input_tokens"))
-    return Usage(
-        input_tokens=as_int(data.get("input_tokens")) + cache_write + cache_read,
-        output_tokens=as_int(data.get("output_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+    return usage_with_cache(
+        data.get("input_tokens"),
+        data.get("output_tokens"),
+        data.get("cache_read_input_tokens"),
+        data.get("cache_creation_input_tokens"),
     )
 
 

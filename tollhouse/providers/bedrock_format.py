@@ -20,6 +20,7 @@ from tollhouse.providers.jsonbody import (
     fail,
     obj,
     opt_int,
+    usage_with_cache,
 )
 from tollhouse.providers.openai_request import parse_chat
 
@@ -109,13 +110,11 @@ def usage(data: Any) -> Usage | None:
     """Converse ``usage``: cache reads and writes added into ``input_tokens``."""
     if not isinstance(data, dict):
         return None
-    read = as_int(data.get("cacheReadInputTokens", data.get("cacheReadInputTokenCount")))
-    write = as_int(data.get("cacheWriteInputTokens", data.get("cacheWriteInputTokenCount")))
-    return Usage(
-        input_tokens=as_int(data.get("inputTokens")) + read + write,
-        output_tokens=as_int(data.get("outputTokens")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+    return usage_with_cache(
+        data.get("inputTokens"),
+        data.get("outputTokens"),
+        data.get("cacheReadInputTokens", data.get("cacheReadInputTokenCount")),
+        data.get("cacheWriteInputTokens", data.get("cacheWriteInputTokenCount")),
     )
 
 
@@ -123,13 +122,11 @@ def invocation_metrics(data: Any) -> Usage | None:
     """``amazon-bedrock-invocationMetrics`` at the end of an InvokeModel stream."""
     if not isinstance(data, dict):
         return None
-    read = as_int(data.get("cacheReadInputTokenCount"))
-    write = as_int(data.get("cacheWriteInputTokenCount"))
-    return Usage(
-        input_tokens=as_int(data.get("inputTokenCount")) + read + write,
-        output_tokens=as_int(data.get("outputTokenCount")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+    return usage_with_cache(
+        data.get("inputTokenCount"),
+        data.get("outputTokenCount"),
+        data.get("cacheReadInputTokenCount"),
+        data.get("cacheWriteInputTokenCount"),
     )
 
 

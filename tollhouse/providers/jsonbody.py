@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tollhouse.exchange import Attachment, JsonPath, Segment
+from tollhouse.exchange import Attachment, JsonPath, Segment, Usage
 from tollhouse.providers.base import ParseError
 
 MAX_DEPTH = 64  # tool arguments are client-supplied objects: bound the recursion
@@ -229,3 +229,15 @@ def dig(value: Any, *keys: str | int) -> Any:
 
 PartParser = Callable[[Collected, str, Any, JsonPath], None]
 """A function that reads one content part: (collected, role, part, path)."""
+
+
+def usage_with_cache(uncached_in: object, out: object, read: object, write: object) -> Usage:
+    """A usage block whose input count leaves out cache reads and writes (Anthropic, Bedrock):
+    they are added in, so that ``Usage.input_tokens`` counts every input token."""
+    cache_read, cache_write = as_int(read), as_int(write)
+    return Usage(
+        input_tokens=as_int(uncached_in) + cache_read + cache_write,
+        output_tokens=as_int(out),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
