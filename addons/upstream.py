@@ -56,11 +56,15 @@ class Upstream:
         if not address:
             return
         host = data.server.sni or address[0]
+        if data.server.sni and data.server.sni.endswith("."):
+            # `api.openai.com.` names the same host, but OpenSSL refuses a trailing dot in the name
+            # it verifies; mitmproxy's TLS hook then fails and leaves the client waiting forever.
+            data.server.sni = data.server.sni.rstrip(".") or None
         scope = ctx.master.addons.get("scope")
         entry = scope.catalog.match(host) if scope and scope.catalog else None
         target = self.map.target(host, is_ai_host=entry is not None and entry.kind == "api")
         if target is not None:
             # Keep the SNI (and so certificate verification) on the provider's name.
-            data.server.sni = data.server.sni or host
+            data.server.sni = data.server.sni or host.rstrip(".")
             data.server.address = target
             log.debug("upstream %s -> %s:%s", host, *target)
