@@ -27,6 +27,7 @@ from tollhouse.audit.record import ExchangeRecord
 from tollhouse.audit.spool import REJECTED_NAME, SPOOL_NAME, Spool, count_lines
 from tollhouse.audit.writer import AuditWriter
 from tollhouse.cli import main
+from tollhouse.dlp import DlpScanner, load_dlp_policy
 
 AT = datetime(2025, 6, 2, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -475,10 +476,13 @@ def test_a_growing_spool_is_reported(
 
 
 def test_the_exchange_log_line_cannot_be_forged_by_a_client(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The model name comes from the client's body: a newline in it must not start a log line."""
     caplog.set_level(logging.INFO, "tollhouse.audit")
+    # The name is scrubbed by the DLP stage's scanner (without one it would be a fingerprint).
+    scanner = DlpScanner(load_dlp_policy(Path(__file__).parents[3] / "rules" / "dlp.yaml"))
+    monkeypatch.setattr("addons.audit.dlp_scanner", lambda: scanner)
     record = ExchangeRecord(
         provider="openai", model_requested="gpt-4o\nexchange 0 openai chat gpt-4o -> 200 allow"
     )
