@@ -7,6 +7,7 @@ never the value, so that a ParseError can be logged without leaking prompt text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,18 +49,85 @@ def fail(path: JsonPath, expected: str, value: object) -> ParseError:
 
 
 def load_object(body: bytes) -> dict[str, Any]:
-    """Parse a request or response body that must be a JSON object."""
+    """Parse a request body that must be a JSON object, strictly (see :func:`strict_loads`)."""
     if not body.strip():
         raise ParseError("$: empty body")
+    value = strict_loads(body)
+    if not isinstance(value, dict):
+        raise fail((), "an object", value)
+    return value
+
+
+def strict_loads(data: bytes | str) -> Any:
+    """Parse a request's JSON the one way every reader agrees on. A duplicate key at any depth
+    is refused: the gateway would scan one copy while the provider may read the other. So are
+    ``NaN`` and ``Infinity``, which are not JSON. Errors name a location, never a key or value."""
+    found = False
+
+    def unique(pairs: list[tuple[str, Any]]) -> Any:
+        nonlocal found
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                found = True  # first repeat of this key: its 2nd occurrence
+                return _Duplicate(list(out).index(key) + 1)
+            out[key] = value
+        return out
+
     try:
-        value = json.loads(body)
+        value = json.loads(data, object_pairs_hook=unique, parse_constant=_no_constant)
     except json.JSONDecodeError as e:  # its message gives a position, never the text
         raise ParseError(f"$: body is not valid JSON (line {e.lineno} column {e.colno})") from None
     except (UnicodeDecodeError, RecursionError):
         raise ParseError("$: body is not valid UTF-8 JSON") from None
-    if not isinstance(value, dict):
-        raise fail((), "an object", value)
+    if found:
+        path, dup = _first_duplicate(value)
+        raise ParseError(
+            f"{location(path)}: duplicate key (2nd occurrence of the {_ordinal(dup.position)} key)"
+        )
     return value
+
+
+class _Duplicate:
+    """Stands in for an object with a repeated key while the document is parsed."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: int) -> None:
+        self.position = position  # of the repeated key among the object's distinct keys
+
+
+def _no_constant(name: str) -> Any:
+    raise ParseError("$: body is not valid JSON (NaN or Infinity)")
+
+
+def _first_duplicate(value: Any) -> tuple[JsonPath, _Duplicate]:
+    """The first repeated-key object in document order, and its path for an error message
+    (iterative: the document may be deep). Keys are client text: a key that does not look like
+    an API field name (``messages``, ``inlineData``) is shown by its position, ``{key 3}``, so a
+    key holding a secret or a name never reaches an error message or a log."""
+    stack: list[tuple[JsonPath, Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _Duplicate):
+            return path, item
+        if isinstance(item, dict):
+            named = [
+                ((*path, k if _FIELD_NAME.fullmatch(k) else f"{{key {n}}}"), v)
+                for n, (k, v) in enumerate(item.items(), 1)
+            ]
+            stack.extend(reversed(named))
+        elif isinstance(item, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(item))))
+    raise AssertionError("a duplicate was found while parsing")  # pragma: no cover
+
+
+_FIELD_NAME = re.compile(r"[a-z][A-Za-z_]{0,31}")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def try_load(body: bytes | str) -> Any:
