@@ -30,8 +30,12 @@ def status_seen(flow: http.HTTPFlow) -> int | None:
     answers the client itself); None if the client left, or was cut off, before any answer."""
     if flow.response is not None:
         return flow.response.status_code
-    message = (flow.error.msg if flow.error else "").lower()
-    return None if message.startswith(_CLIENT_GONE) else 502
+    return None if client_left(flow) else 502
+
+
+def client_left(flow: http.HTTPFlow) -> bool:
+    """The flow failed on the client's side: it closed, reset or was killed."""
+    return (flow.error.msg if flow.error else "").lower().startswith(_CLIENT_GONE)
 
 
 class Settle:
@@ -94,15 +98,24 @@ class Settle:
         if transit is None:
             return
         record = transit.record
+        reader = transit.stream_reader
+        if reader is not None and reader.finished and client_left(flow):
+            # The client had the whole answer, stop event and usage included, and then closed
+            # (litellm does, on Anthropic streams): a delivered exchange, charged in full.
+            record.status = status_seen(flow)
+            record.response_body = clip(bytes(transit.stream_bytes).decode("utf-8", "replace"))
+            transit.event("settle", "client_closed_after_end")
+            self._charge(transit, reader.summary)
+            return
         record.error = flow.error.msg if flow.error else "unknown error"
         record.status = status_seen(flow)
         if record.decision != Decision.BLOCK:
             record.decision = Decision.ERROR
         summary = None
-        if transit.stream_reader is not None:
+        if reader is not None:
             # A broken stream is charged what the provider reported before it broke.
             record.response_body = clip(bytes(transit.stream_bytes).decode("utf-8", "replace"))
-            summary = transit.stream_reader.summary
+            summary = reader.summary
         self._charge(transit, summary)
 
     def _summarize(

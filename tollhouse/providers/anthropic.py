@@ -62,11 +62,15 @@ class MessagesStreamReader(SseReader):
         self._events = anthropic_format.MessagesEvents(self.summary, self.text)
 
     def on_event(self, event: SseEvent) -> bool:
+        if event.event == "message_stop":
+            self._events.stopped = True
         if event.event in _SILENT_EVENTS:
+            self.finished = self._events.finished
             return False
         data = try_load(event.data)
         if isinstance(data, dict):
             self._events.handle(data)
+        self.finished = self._events.finished
         return False
 
 

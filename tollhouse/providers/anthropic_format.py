@@ -146,6 +146,12 @@ class MessagesEvents:
         self.summary = summary
         self.text = text
         self._counts: dict[str, Any] = {}
+        self.stopped = False  # message_stop was read
+
+    @property
+    def finished(self) -> bool:
+        """The stop event and the final usage (``message_delta``, before it) were read."""
+        return self.stopped and self.summary.usage is not None
 
     def handle(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
@@ -161,6 +167,8 @@ class MessagesEvents:
                 self._update(message.get("usage"))
         elif kind == "message_delta":
             self._update(data.get("usage"))
+        elif kind == "message_stop":
+            self.stopped = True
 
     def _update(self, data: Any) -> None:
         if isinstance(data, dict):

@@ -81,6 +81,9 @@ class StreamReader(ABC):
 
     def __init__(self) -> None:
         self.summary = ResponseSummary()
+        # The provider's last word was read: its stop event and its final usage. A client that
+        # closes after that (litellm does, on Anthropic streams) had the whole answer.
+        self.finished = False
 
     @abstractmethod
     def feed(self, chunk: bytes) -> bytes: ...

@@ -201,10 +201,16 @@ class _EventStreamReader(StreamReader):
 
 
 class ConverseStreamReader(_EventStreamReader):
-    """ConverseStream: ``contentBlockDelta`` text, ``metadata`` usage."""
+    """ConverseStream: ``contentBlockDelta`` text, ``metadata`` usage (after ``messageStop``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopped = False
 
     def on_message(self, message: EventMessage) -> None:
         kind = message.event_type
+        if kind == "messageStop":
+            self._stopped = True
         if kind not in ("contentBlockDelta", "metadata"):
             return
         data = try_load(message.payload)
@@ -217,6 +223,7 @@ class ConverseStreamReader(_EventStreamReader):
             usage = bedrock_format.usage(data.get("usage"))
             if usage is not None:
                 self.summary.usage = usage
+            self.finished = self._stopped and self.summary.usage is not None
 
 
 class InvokeStreamReader(_EventStreamReader):
@@ -249,3 +256,8 @@ class InvokeStreamReader(_EventStreamReader):
         # Anthropic's own events carry the cache breakdown: Bedrock's totals only fill a gap.
         if metrics is not None and (self.summary.usage is None or self._anthropic is None):
             self.summary.usage = metrics
+        # Bedrock adds its metrics to the last chunk only; Anthropic's stop event is that chunk.
+        if self._anthropic is not None:
+            self.finished = self._anthropic.finished
+        elif metrics is not None:
+            self.finished = True

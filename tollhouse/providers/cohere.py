@@ -135,6 +135,7 @@ class ChatStreamReader(SseReader):
             found = usage(dig(data, "delta", "usage"))
             if found is not None:
                 self.summary.usage = found
+            self.finished = self.summary.usage is not None
         return False
 
 

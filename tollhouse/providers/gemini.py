@@ -90,6 +90,7 @@ class GenerateSseReader(SseReader):
 
     def on_event(self, event: SseEvent) -> bool:
         self._events.handle(try_load(event.data))
+        self.finished = self._events.finished
         return False
 
 
@@ -106,6 +107,7 @@ class GenerateArrayReader(StreamReader):
         if self._parser is not None:
             for element in self._parser.feed(chunk):
                 self._events.handle(element)
+            self.finished = self._events.finished
             if self._parser.pending_size > MAX_PENDING:
                 self._parser = None  # a runaway element: stop reading, keep forwarding
         return chunk

@@ -140,6 +140,7 @@ class GenerateEvents:
     def __init__(self, summary: ResponseSummary, text: TextCollector) -> None:
         self.summary = summary
         self.text = text
+        self.finished = False  # a piece with a finishReason and the usage was read
 
     def handle(self, data: Any) -> None:
         if not isinstance(data, dict):
@@ -149,7 +150,10 @@ class GenerateEvents:
         found = usage(data.get("usageMetadata"))
         if found is not None:
             self.summary.usage = found
-        for candidate in data.get("candidates") or ():
+        candidates = data.get("candidates") or ()
+        if found is not None and any(dig(c, "finishReason") for c in candidates):
+            self.finished = True
+        for candidate in candidates:
             parts = dig(candidate, "content", "parts")
             for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict) and not part.get("thought"):

@@ -192,6 +192,7 @@ class ChatStreamReader(SseReader):
 
     def on_event(self, event: SseEvent) -> bool:
         if event.data == "[DONE]":
+            self.finished = self.summary.usage is not None
             return False
         data = try_load(event.data)
         if not isinstance(data, dict):
@@ -243,4 +244,7 @@ class ResponsesStreamReader(SseReader):
             usage = responses_usage(response.get("usage"))
             if usage is not None:
                 self.summary.usage = usage
+            # The last event of an answer that ended (completed, or cut at its token limit).
+            if data.get("type") in ("response.completed", "response.incomplete"):
+                self.finished = self.summary.usage is not None
         return False
