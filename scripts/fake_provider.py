@@ -24,6 +24,8 @@ Behaviour, from the ``x-fake-behavior`` header or ``[[fake:...]]`` markers anywh
 ``chunks=N``      N content events: the default answer is N words long; echo is cut in <= N pieces
 ``split``         send each stream event in two HTTP chunks a few ms apart, so that a reader sees
                   events cut in the middle (as TCP may deliver them)
+``linger=MS``     after a stream's last event, wait MS ms before ending the body (a client may
+                  close in between, as litellm's does)
 
 Input tokens are the whitespace-separated words in all request text, output tokens the words of
 the answer (see ``fake_providers/common.py``).
@@ -31,6 +33,10 @@ the answer (see ``fake_providers/common.py``).
 ``GET /_fake/requests`` (any host) lists the recorded requests, oldest first, each with method,
 host, path (with query), headers (complete, credentials included: it is a test double), body and
 the parsed JSON; ``DELETE /_fake/requests`` clears them.
+
+A websocket handshake on any path is accepted (``fake_providers/realtime.py``): each message the
+client then sends is recorded in the same log, ``method`` ``WEBSOCKET``, ``body`` its payload as
+text, ``json`` parsed, and ``websocket`` ``{"opcode": "text"|"binary"|"close", "length", ...}``.
 
 Stdlib plus ``cryptography`` only; the formats live in the ``fake_providers`` package next to it.
 """
@@ -56,7 +62,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from fake_providers import anthropic, bedrock, cohere, gemini, openai
+from fake_providers import anthropic, bedrock, cohere, gemini, openai, realtime
 from fake_providers.common import (
     Answer,
     Behavior,
@@ -309,6 +315,9 @@ class Handler(BaseHTTPRequestHandler):
             reply = self._request_log()
         else:
             self._record(host, headers, body)
+            if realtime.is_upgrade(headers):
+                self._websocket(host, headers, started)
+                return
             behavior, reply = self._answer(host, path, query, headers, body)
         if behavior.slow_ms:
             time.sleep(behavior.slow_ms / 1000)
@@ -401,6 +410,38 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.recorded.append(entry)
 
+    def _websocket(self, host: str, headers: dict[str, str], started: float) -> None:
+        """Serve a websocket until it closes, recording every message the client sends."""
+
+        def record(message: dict[str, Any]) -> None:
+            payload = message.pop("payload")
+            entry = {
+                "time": datetime.datetime.now(datetime.UTC).isoformat(),
+                "method": "WEBSOCKET",
+                "host": host,
+                "path": self.path,
+                "headers": {},
+                "body": payload.decode("utf-8", "replace"),
+                "json": message.pop("json", None),
+                "websocket": {**message, "length": len(payload)},
+            }
+            with self.server.lock:
+                self.server.recorded.append(entry)
+
+        self.close_connection = True
+        try:
+            how = realtime.serve(self.rfile, self.wfile, headers["sec-websocket-key"], record)
+        except (realtime.ProtocolError, OSError) as e:
+            how = f"broken: {type(e).__name__}"
+        if not self.server.quiet:
+            ms = (time.monotonic() - started) * 1000
+            print(
+                f"{self.client_address[0]} WEBSOCKET {host} {safe_path(self.path)} -> {how} "
+                f"({ms:.0f} ms)",
+                file=sys.stderr,
+                flush=True,
+            )
+
     def _request_log(self) -> Reply:
         with self.server.lock:
             if self.command == "DELETE":
@@ -439,6 +480,9 @@ class Handler(BaseHTTPRequestHandler):
                 if n:
                     time.sleep(SPLIT_PAUSE)  # long enough for the halves to arrive apart
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        if behavior.linger_ms:
+            self.wfile.flush()
+            time.sleep(behavior.linger_ms / 1000)
         self.wfile.write(b"0\r\n\r\n")
 
     def _abort(self) -> None:

@@ -85,7 +85,7 @@ class Behavior:
     """How to misbehave, from the ``x-fake-behavior`` header and ``[[fake:...]]`` prompt markers.
 
     Items are separated by commas, semicolons or spaces: ``echo``, ``error=STATUS``,
-    ``slow=MS``, ``break``, ``chunks=N``, ``split``.
+    ``slow=MS``, ``break``, ``chunks=N``, ``split``, ``linger=MS``.
     """
 
     echo: bool = False
@@ -94,6 +94,7 @@ class Behavior:
     break_stream: bool = False
     chunks: int | None = None
     split: bool = False
+    linger_ms: int = 0  # after a stream's last event, wait before ending the body
 
 
 def parse_behavior(header: str | None, texts: Iterable[str]) -> Behavior:
@@ -122,13 +123,15 @@ def parse_behavior(header: str | None, texts: Iterable[str]) -> Behavior:
                 behavior.slow_ms = max(0, int(value))
             elif name == "chunks":
                 behavior.chunks = max(0, int(value))
+            elif name == "linger":
+                behavior.linger_ms = max(0, int(value))
             else:
                 raise ValueError
         except ValueError:
             raise FakeError(
                 400,
                 f"fake provider: unknown behaviour {item!r}; use echo, error=4xx|5xx, slow=MS, "
-                f"break, chunks=N or split",
+                f"break, chunks=N, split or linger=MS",
             ) from None
     return behavior
 
