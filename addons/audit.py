@@ -163,6 +163,10 @@ class Audit:
             )
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is None:  # a websocket's row is written when it ends, frames counted
+            self._record(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
         self._record(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:

@@ -10,6 +10,8 @@ from tollhouse.policyfile import PolicyDocument, PolicyError, load_policy_file
 
 APIS = frozenset({"openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "cohere"})
 CONSUMER_HANDLING = frozenset({"observe", "inspect", "block"})
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._~/:@!$&'()*+,;=-]*")  # RFC 3986 pchar minus %
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
 _HOST_PATTERN = re.compile(r"^(\*|[a-z0-9-]+)?([a-z0-9*-]*)(\.[a-z0-9*-]+)+$")
 
 
@@ -28,10 +30,21 @@ class HostEntry:
     api: str | None  # wire format for APIs; None for consumer apps
     kind: str  # "api" or "consumer"
     handling: str
+    # path prefixes where a websocket upgrade is allowed (OpenAI Realtime, Gemini Live); none: no
+    # upgrade at all, since a tunnel the gateway cannot read would carry prompts unscanned
+    websocket: tuple[str, ...] = ()
 
     @property
     def decrypt(self) -> bool:
         return self.handling in (Handling.INTERCEPT, Handling.INSPECT)
+
+    def allows_websocket(self, path: str) -> bool:
+        """True when ``path`` (without its query) may be upgraded to a websocket: it equals an
+        allowed prefix or continues it after a ``/``, and is plain (no percent-encoding, dot
+        segments or repeated slashes that the upstream might read as another endpoint)."""
+        if not _PLAIN_PATH.fullmatch(path) or "//" in path or _DOT_SEGMENT.search(path):
+            return False
+        return any(path == p or path.startswith(p + "/") for p in self.websocket)
 
 
 class Catalog:
@@ -111,8 +124,9 @@ def load_catalog(path: Path) -> Catalog:
                 api = _text(doc, item, where, "api")
                 if api not in APIS:
                     raise doc.error((*where, "api"), f"unknown api {api!r}; one of {sorted(APIS)}")
-                entry = HostEntry(name, api, kind, Handling.INTERCEPT)
-                allowed = {"provider", "api", "hosts"}
+                upgrades = _websocket(doc, (*where, "websocket"), item.get("websocket", []))
+                entry = HostEntry(name, api, kind, Handling.INTERCEPT, websocket=upgrades)
+                allowed = {"provider", "api", "hosts", "websocket"}
             else:
                 name = _text(doc, item, where, "name")
                 handling = item.get("handling", Handling.OBSERVE)
@@ -132,6 +146,27 @@ def load_catalog(path: Path) -> Catalog:
                 seen[host] = name
                 entries.append((host, entry))
     return Catalog(entries)
+
+
+def _websocket(doc: PolicyDocument, path: tuple[str | int, ...], value: object) -> tuple[str, ...]:
+    """Path prefixes allowed to upgrade to a websocket: ``[/v1/realtime]``."""
+    if not isinstance(value, list):
+        raise doc.error(path, "must be a list of path prefixes")
+    prefixes = []
+    for i, prefix in enumerate(value):
+        if (
+            not isinstance(prefix, str)
+            or not _PLAIN_PATH.fullmatch(prefix)
+            or prefix.endswith("/")
+            or "//" in prefix
+            or _DOT_SEGMENT.search(prefix)
+        ):
+            raise doc.error(
+                (*path, i),
+                "a path prefix: starts with /, no query, no trailing /, no %, . or .. segments",
+            )
+        prefixes.append(prefix)
+    return tuple(prefixes)
 
 
 __all__ = ["Catalog", "Handling", "HostEntry", "PolicyError", "load_catalog"]
