@@ -17,12 +17,12 @@ message here, names types and fields, never client text).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from tollhouse.exchange import Attachment, Exchange, JsonPath, Role, Segment
-from tollhouse.providers.jsonbody import MAX_DEPTH, dump
+from tollhouse.providers.base import ParseError
+from tollhouse.providers.jsonbody import MAX_DEPTH, dump, strict_loads
 from tollhouse.providers.walk import is_binary_blob, string_segment, write_back
 
 OPERATION = "realtime"
@@ -75,35 +75,16 @@ class FrameRefused(Exception):
 
 
 def read_event(payload: str | bytes) -> dict[str, Any]:
-    """The JSON object in a frame, read strictly: duplicate keys at any depth, NaN or Infinity,
-    invalid UTF-8 or anything but an object is refused (the provider might read it otherwise)."""
+    """The JSON object in a frame, read as strictly as a request body (``strict_loads``):
+    duplicate keys at any depth, NaN or Infinity, invalid UTF-8 or anything but an object is
+    refused, since the provider might read it otherwise."""
     try:
-        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except FrameRefused:
-        raise
-    except json.JSONDecodeError as e:  # its message gives a position, never the text
-        raise FrameRefused(
-            INVALID_PAYLOAD, f"frame is not a JSON event (line {e.lineno} column {e.colno})"
-        ) from None
-    except (UnicodeDecodeError, RecursionError, ValueError):
-        raise FrameRefused(INVALID_PAYLOAD, "frame is not a UTF-8 JSON event") from None
+        value = strict_loads(payload)
+    except ParseError as exc:  # names a position or location, never a value
+        raise FrameRefused(INVALID_PAYLOAD, f"frame is not a valid JSON event: {exc}") from None
     if not isinstance(value, dict):
         raise FrameRefused(INVALID_PAYLOAD, "frame is not a JSON object")
     return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise FrameRefused(INVALID_PAYLOAD, "frame has a duplicate JSON key")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise FrameRefused(INVALID_PAYLOAD, "frame has a non-standard JSON number")
 
 
 def event_exchange(provider: str, api: str, path: str, event: dict[str, Any]) -> Exchange:
