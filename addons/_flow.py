@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from tollhouse import providers
 from tollhouse.audit.record import Decision
 from tollhouse.exchange import Exchange
 from tollhouse.policyfile import PolicyError
+from tollhouse.providers.base import Refusal
 from tollhouse.transit import Transit
 
 KEY = "tollhouse"
@@ -57,6 +61,67 @@ def refuse(
     transit.record.decision = Decision.BLOCK
     transit.record.reason = f"{stage}: {message}"
     log.info("exchange %s blocked at %s: %s", transit.record.id, stage, message)
+
+
+def fail_closed[H: Callable[..., Any]](stage: str) -> Callable[[H], H]:
+    """Wrap a whole request hook (``request``, ``requestheaders``, ``http_connect``) so that an
+    exception anywhere in it answers the client with a provider-shaped 502 and nothing goes
+    upstream. mitmproxy's own handler would log the exception and forward the request.
+
+    The log names the exception's type and where it was raised, never its message: messages
+    of exceptions raised on client data can quote that data (a ``KeyError`` names the key).
+    """
+
+    def wrap(hook: H) -> H:
+        if inspect.iscoroutinefunction(hook):
+
+            @functools.wraps(hook)
+            async def guarded_async(self: Any, flow: http.HTTPFlow) -> None:
+                try:
+                    await hook(self, flow)
+                except Exception as exc:
+                    _failed(flow, stage, exc)
+
+            return guarded_async  # type: ignore[return-value]
+
+        @functools.wraps(hook)
+        def guarded(self: Any, flow: http.HTTPFlow) -> None:
+            try:
+                hook(self, flow)
+            except Exception as exc:
+                _failed(flow, stage, exc)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+def _failed(flow: http.HTTPFlow, stage: str, exc: Exception) -> None:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    transit = transit_of(flow)
+    log.error(
+        "%s stage failed (%s%s) for exchange %s; the request was not sent",
+        stage,
+        type(exc).__name__,
+        where,
+        transit.record.id if transit else "-",
+    )
+    if transit is not None and transit.refused and flow.response is not None:
+        return  # the stage had already refused the request: that answer stands
+    message = "the gateway failed while checking this request; it was not sent"
+    try:
+        if transit is None:
+            raise LookupError("no transit")
+        transit.event(stage, "failed", error=type(exc).__name__)
+        refuse(flow, transit, 502, Refusal.GATEWAY, message, stage)
+    except Exception:
+        body = json.dumps({"error": {"type": "gateway_error", "message": message}}).encode()
+        flow.response = http.Response.make(
+            502,
+            body,
+            {"content-type": "application/json", "x-should-retry": "false"},
+        )
 
 
 async def off_loop[T](exchange: Exchange, work: Callable[..., T], *args: Any) -> T:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from addons._flow import active, refuse
+from addons._flow import active, fail_closed, refuse
 from tollhouse.budget.engine import BudgetEngine, Request
 from tollhouse.budget.policy import load_budget_policy
 from tollhouse.budget.store import StateError, open_store
@@ -63,6 +63,7 @@ class Budget:
             raise exceptions.OptionsError(str(exc)) from exc
         self.engine = BudgetEngine(policy, store)
 
+    @fail_closed("budget")
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
         engine = self.engine
@@ -84,13 +85,7 @@ class Budget:
             return
         meter = ctx.master.addons.get("meter")
         prices = meter.prices if meter is not None and meter.prices else PriceBook()
-        try:
-            verdict = await asyncio.to_thread(engine.admit, request, prices)
-        except Exception:
-            log.exception("budget check failed for exchange %s", record.id)
-            message = "the gateway could not check this request's budget; it was not sent"
-            refuse(flow, transit, 502, Refusal.GATEWAY, message, "budget")
-            return
+        verdict = await asyncio.to_thread(engine.admit, request, prices)
         if flow.error or not flow.live:  # the client left while the store answered
             if verdict.hold is not None:
                 verdict.hold.release()

@@ -7,8 +7,8 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import active, off_loop, refuse, reload_policy
-from tollhouse.dlp import DlpError, DlpScanner, TooLargeToScan, load_dlp_policy
+from addons._flow import active, fail_closed, off_loop, refuse, reload_policy
+from tollhouse.dlp import DlpScanner, TooLargeToScan, load_dlp_policy
 from tollhouse.providers.base import Refusal
 
 log = logging.getLogger("tollhouse.dlp")
@@ -31,6 +31,7 @@ class Dlp:
         if problem := self.scanner.missing_hash_key():
             log.warning("%s", problem)
 
+    @fail_closed("dlp")
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
         if transit is None or transit.exchange is None or self.scanner is None:
@@ -42,21 +43,6 @@ class Dlp:
             result = await off_loop(exchange, self.scanner.inspect, exchange, policy)
         except TooLargeToScan as exc:
             refuse(flow, transit, 413, Refusal.INVALID_REQUEST, f"{exc}; it was not sent", "dlp")
-            return
-        except Exception as exc:
-            # Fail closed: unscanned text never leaves. A DlpError's message names no scanned
-            # value (that is its contract); anything else is reported by its type only.
-            why = str(exc) if isinstance(exc, DlpError) else type(exc).__name__
-            log.error("DLP scan failed for exchange %s: %s", record.id, why)
-            transit.event("dlp", "failed", reason=why)
-            refuse(
-                flow,
-                transit,
-                502,
-                Refusal.GATEWAY,
-                "the gateway could not scan this request for sensitive data; it was not sent",
-                "dlp",
-            )
             return
         for row in result.audit_rows():
             transit.findings.append({"exchange_id": record.id, **row})
@@ -73,3 +59,4 @@ class Dlp:
         if result.attachments != "pass":
             transit.event("dlp", "attachments", handling=result.attachments)
         transit.restore_map.update(result.restore_map)
+        transit.scanned_by.add("dlp")

@@ -21,7 +21,7 @@ from pathlib import Path
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.proxy import mode_specs
 
-from addons._flow import KEY, active, refuse
+from addons._flow import KEY, active, fail_closed, refuse
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Handling, HostEntry
 from tollhouse.identity import AuthFailure, Identifier, Mode, Principal, Reason, Verdict
@@ -69,6 +69,7 @@ class Identify:
 
     # ---- CONNECT: explicit-proxy HTTPS -------------------------------------------------------
 
+    @fail_closed("identify")
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         # Read once and drop: a CONNECT flow is kept (mitmweb, flow files) with its headers.
         header = flow.request.headers.pop(PROXY_AUTHORIZATION, None)
@@ -102,6 +103,7 @@ class Identify:
 
     # ---- every request -----------------------------------------------------------------------
 
+    @fail_closed("identify")
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.request.headers
         # Both are meant for the gateway alone: never forwarded, whatever the host, and even
@@ -167,8 +169,9 @@ class Identify:
         assert self.identifier is not None
         try:
             return await self.identifier.auth.check_async(header)
-        except Exception:
-            log.exception("proxy credentials could not be checked")  # never the header itself
+        except Exception as exc:
+            # The type only: a parser's message (or a traceback's locals) can quote the header.
+            log.error("proxy credentials could not be checked (%s)", type(exc).__name__)
             return AuthFailure(
                 self.identifier.auth.scheme(header), "proxy credentials could not be checked"
             )

@@ -6,7 +6,7 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import active, off_loop, refuse, reload_policy, transit_of
+from addons._flow import active, fail_closed, off_loop, refuse, reload_policy, transit_of
 from tollhouse.exchange import Role
 from tollhouse.injection import InjectionScanner, load_injection_policy
 from tollhouse.injection.smuggle import strip_smuggled
@@ -32,27 +32,17 @@ class Injection:
             "injection rules",
         )
 
+    @fail_closed("injection")
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
         if transit is None or transit.exchange is None or self.scanner is None:
             return
         exchange, record = transit.exchange, transit.record
-        try:
-            # A bound policy name is a profile across stages: where this stage has no section of
-            # that name, its default applies.
-            policy = transit.policy if transit.policy in self.scanner.pack.policies else None
-            verdict = await off_loop(exchange, self.scanner.check, exchange, policy)
-        except Exception:
-            log.exception("injection scan failed for exchange %s", record.id)
-            refuse(
-                flow,
-                transit,
-                502,
-                Refusal.GATEWAY,
-                "the gateway could not scan this request; it was not sent",
-                "injection",
-            )
-            return
+        # A bound policy name is a profile across stages: where this stage has no section of
+        # that name, its default applies.
+        policy = transit.policy if transit.policy in self.scanner.pack.policies else None
+        verdict = await off_loop(exchange, self.scanner.check, exchange, policy)
+        transit.scanned_by.add("injection")
         record.injection_score = round(verdict.score, 4)
         record.injection_verdict = verdict.verdict
         if verdict.verdict != "block":

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from mitmproxy import ctx, http
 
-from addons._flow import active, off_loop, refuse, reload_policy
-from tollhouse.exchange import Usage
+from addons._flow import active, fail_closed, off_loop, reload_policy
+from tollhouse.exchange import Role, Usage
 from tollhouse.pricing import PriceBook, load_price_book
-from tollhouse.providers.base import Refusal
 from tollhouse.tokens import TokenCounter
 
 log = logging.getLogger("tollhouse.meter")
@@ -31,26 +30,17 @@ class Meter:
             # Loading an encoding takes most of a second: do it now, beside the event loop.
             threading.Thread(target=self.counter.warm, name="tiktoken-warm", daemon=True).start()
 
+    @fail_closed("meter")
     async def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
         if transit is None or transit.exchange is None:
             return
         exchange, record = transit.exchange, transit.record
-        texts = [s.text for s in exchange.segments]
+        # The prompt as the provider counts it: what the adapter read, not the keys, metadata
+        # and headers that the other stages scan besides.
+        texts = [s.text for s in exchange.segments if s.role != Role.FIELD]
         assert self.counter is not None and self.prices is not None
-        try:
-            tokens = await off_loop(exchange, self.counter.count_prompt, texts, exchange.model)
-        except Exception:
-            log.exception("token estimate failed for exchange %s", record.id)
-            refuse(
-                flow,
-                transit,
-                502,
-                Refusal.GATEWAY,
-                "the gateway could not meter this request; it was not sent",
-                "meter",
-            )
-            return
+        tokens = await off_loop(exchange, self.counter.count_prompt, texts, exchange.model)
         record.tokens_in_estimated = tokens
         output = (exchange.max_output_tokens or 0) * exchange.choices
         worst = Usage(input_tokens=tokens, output_tokens=output)

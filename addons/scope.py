@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, http, tls
 
-from addons._flow import KEY, refuse, reload_policy, transit_of
+from addons._flow import KEY, fail_closed, refuse, reload_policy, transit_of
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Catalog, Handling, load_catalog
 from tollhouse.exchange import Operation
@@ -94,23 +94,26 @@ class Scope:
             record.user_id, record.team, record.identity_source = identify.who(flow.client_conn)
         flow.metadata[KEY] = Transit(entry=entry, record=record)
 
+    @fail_closed("scope")
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or transit_of(flow):
             return
         assert self.catalog is not None
-        # The Host header first; then where the request goes (reverse mode keeps the gateway's
-        # name in Host), the provider name kept as SNI upstream, and the client's SNI.
+        # The TLS server name first: it decided what was decrypted, so it names the API family.
+        # Then the provider name kept as SNI upstream (reverse mode: the client names the
+        # gateway), then the Host header (plain HTTP), then where the request goes.
         host, entry = None, None
         for candidate in (
+            flow.client_conn.sni,
+            flow.server_conn.sni,
             flow.request.pretty_host,
             flow.request.host,
-            flow.server_conn.sni,
-            flow.client_conn.sni,
         ):
             if entry := self.catalog.match(candidate):
                 host = candidate
                 break
-        if entry is None or entry.handling == Handling.OBSERVE:
+        misdirected = entry is not None and _misdirected(flow)
+        if entry is None or (entry.handling == Handling.OBSERVE and not misdirected):
             return  # not ours: forwarded untouched and never recorded
         peer = flow.client_conn.peername
         record = ExchangeRecord(
@@ -122,6 +125,13 @@ class Scope:
         )
         transit = Transit(entry=entry, record=record)
         flow.metadata[KEY] = transit
+        if misdirected:
+            # A Host that names another service than the TLS server name is a bug or domain
+            # fronting; either way the gateway would scan by one name and the server route
+            # by another.
+            message = "the Host header does not match the TLS server name; it was not sent"
+            refuse(flow, transit, 421, Refusal.INVALID_REQUEST, message, "scope")
+            return
         if entry.handling == Handling.BLOCK:
             refuse(
                 flow,
@@ -131,3 +141,12 @@ class Scope:
                 f"{entry.name} is blocked by your organization's AI policy",
                 "scope",
             )
+
+
+def _misdirected(flow: http.HTTPFlow) -> bool:
+    """True when the client's TLS server name and its Host header (or :authority) disagree."""
+    sni, host = flow.client_conn.sni, flow.request.host_header
+    if not sni or not host:
+        return False
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+    return name.lower().rstrip(".") != sni.lower().rstrip(".")

@@ -10,6 +10,7 @@ from tollhouse.policyfile import PolicyDocument, PolicyError, load_policy_file
 
 APIS = frozenset({"openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "cohere"})
 CONSUMER_HANDLING = frozenset({"observe", "inspect", "block"})
+UNSCANNABLE = frozenset({"block", "pass"})
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._~/:@!$&'()*+,;=-]*")  # RFC 3986 pchar minus %
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
 _HOST_PATTERN = re.compile(r"^(\*|[a-z0-9-]+)?([a-z0-9*-]*)(\.[a-z0-9*-]+)+$")
@@ -30,6 +31,8 @@ class HostEntry:
     api: str | None  # wire format for APIs; None for consumer apps
     kind: str  # "api" or "consumer"
     handling: str
+    # (path prefix, "block" | "pass") for bodies no scanner can read, longest prefix first
+    unscannable: tuple[tuple[str, str], ...] = ()
     # path prefixes where a websocket upgrade is allowed (OpenAI Realtime, Gemini Live); none: no
     # upgrade at all, since a tunnel the gateway cannot read would carry prompts unscanned
     websocket: tuple[str, ...] = ()
@@ -50,7 +53,8 @@ class HostEntry:
 class Catalog:
     """Host lookup: exact names from a dict, patterns through one compiled regex."""
 
-    def __init__(self, entries: list[tuple[str, HostEntry]]) -> None:
+    def __init__(self, entries: list[tuple[str, HostEntry]], unscannable: str = "block") -> None:
+        self.default_unscannable = unscannable
         self._exact: dict[str, HostEntry] = {}
         self._patterns: list[tuple[str, HostEntry]] = []
         for host, entry in entries:
@@ -75,6 +79,14 @@ class Catalog:
             assert m.lastgroup is not None
             return self._patterns[int(m.lastgroup[1:])][1]
         return None
+
+    def unscannable(self, entry: HostEntry, path: str) -> str:
+        """``block`` or ``pass``: what happens to a request to ``path`` (decoded, no query) on
+        ``entry``'s hosts whose body, or part of it, no scanner can read."""
+        for prefix, action in entry.unscannable:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return action
+        return self.default_unscannable
 
     def api_hosts(self) -> list[str]:
         """Every API host name and pattern, e.g. for a test certificate's SANs."""
@@ -106,7 +118,7 @@ def load_catalog(path: Path) -> Catalog:
     data = doc.data
     if not isinstance(data, dict):
         raise doc.error((), "must be a mapping with `apis` and `consumer_apps`")
-    unknown = set(data) - {"version", "apis", "consumer_apps"}
+    unknown = set(data) - {"version", "apis", "consumer_apps", "unscannable"}
     if unknown:
         raise doc.error((sorted(unknown)[0],), "unknown key")
     entries: list[tuple[str, HostEntry]] = []
@@ -124,9 +136,10 @@ def load_catalog(path: Path) -> Catalog:
                 api = _text(doc, item, where, "api")
                 if api not in APIS:
                     raise doc.error((*where, "api"), f"unknown api {api!r}; one of {sorted(APIS)}")
+                rules = _unscannable(doc, (*where, "unscannable"), item.get("unscannable", {}))
                 upgrades = _websocket(doc, (*where, "websocket"), item.get("websocket", []))
-                entry = HostEntry(name, api, kind, Handling.INTERCEPT, websocket=upgrades)
-                allowed = {"provider", "api", "hosts", "websocket"}
+                entry = HostEntry(name, api, kind, Handling.INTERCEPT, rules, websocket=upgrades)
+                allowed = {"provider", "api", "hosts", "unscannable", "websocket"}
             else:
                 name = _text(doc, item, where, "name")
                 handling = item.get("handling", Handling.OBSERVE)
@@ -145,7 +158,26 @@ def load_catalog(path: Path) -> Catalog:
                     )
                 seen[host] = name
                 entries.append((host, entry))
-    return Catalog(entries)
+    default = data.get("unscannable", "block")
+    if default not in UNSCANNABLE:
+        raise doc.error(("unscannable",), f"must be one of {sorted(UNSCANNABLE)}")
+    return Catalog(entries, default)
+
+
+def _unscannable(
+    doc: PolicyDocument, path: tuple[str | int, ...], value: object
+) -> tuple[tuple[str, str], ...]:
+    """Per-path actions for unreadable bodies: ``{/v1/audio/transcriptions: pass}``."""
+    if not isinstance(value, dict):
+        raise doc.error(path, "must be a mapping of path prefix to block or pass")
+    rules = []
+    for prefix, action in value.items():
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise doc.error((*path, str(prefix)), "a path prefix starting with /")
+        if action not in UNSCANNABLE:
+            raise doc.error((*path, prefix), f"must be one of {sorted(UNSCANNABLE)}")
+        rules.append((prefix, action))
+    return tuple(sorted(rules, key=lambda r: len(r[0]), reverse=True))
 
 
 def _websocket(doc: PolicyDocument, path: tuple[str | int, ...], value: object) -> tuple[str, ...]:

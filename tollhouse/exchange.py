@@ -23,6 +23,8 @@ class Role:
     TOOL_CALL = "tool_call"  # arguments of a tool call the model made
     TOOL_RESULT = "tool_result"  # what a tool returned: untrusted, indirect-injection surface
     INPUT = "input"  # embeddings / legacy completions input, no conversational role
+    FIELD = "field"  # any other text the provider reads: tool definitions, schemas, metadata,
+    #                 names, JSON keys, the query string and headers
 
 
 class Operation:
@@ -37,16 +39,25 @@ class Operation:
     CONVERSE = "converse"  # Bedrock Converse / ConverseStream
     INVOKE = "invoke"  # Bedrock InvokeModel / InvokeModelWithResponseStream
     COUNT_TOKENS = "count_tokens"  # token counting: the prompt reaches the provider, no bill
-    UNKNOWN = "unknown"  # an endpoint on an AI host that no adapter understands: recorded, passed
+    UNKNOWN = "unknown"  # an endpoint no adapter knows: read by the generic path, every string
 
 
 @dataclass(slots=True)
 class Segment:
-    """One piece of text in the prompt, with the role that supplied it and where it sits."""
+    """One piece of text in the prompt, with the role that supplied it and where it sits.
+
+    ``form`` says how the text is stored at ``path`` and so how a rewrite is written back:
+    ``text`` a JSON string value; ``key`` the object key ``path[-1]`` itself; ``base64`` a
+    base64 string (``text`` is what it decodes to); ``tokens`` a token-id array (``text`` is the
+    decoded text, written back as a string, which every API that takes token ids also accepts);
+    ``header``, ``query`` and ``url`` parts of the request outside the body (see
+    :mod:`tollhouse.providers.envelope`).
+    """
 
     role: str
     path: JsonPath
     text: str
+    form: str = "text"
 
     @property
     def location(self) -> str:
@@ -85,6 +96,9 @@ class Exchange:
     choices: int = 1  # answers asked for (OpenAI `n`, Gemini `candidateCount`): each can be as long
     segments: list[Segment] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    # Parts no text scanner can read (a binary upload, audio; never client text, only what kind of
+    # part): the host's `unscannable` policy in rules/hosts.yaml decides whether they may pass.
+    unreadable: list[str] = field(default_factory=list)
     body: Any = None
     signed: bool = False
     model_requested: str | None = None

@@ -107,3 +107,11 @@ class TokenCounter:
         return sum(self.count(t, model) for t in segments_text) + _TOKENS_PER_SEGMENT * len(
             segments_text
         )
+
+    def decode(self, ids: list[int], model: str | None = None) -> str:
+        """The text that token ``ids`` stand for in ``model``'s encoding (what the provider will
+        read). Raises ValueError for an id the encoding lacks or bytes that are not UTF-8."""
+        encoding = self.encoding(model)
+        if any(i < 0 or i > encoding.max_token_value for i in ids):
+            raise ValueError("token id out of range")
+        return encoding.decode(ids, errors="strict")

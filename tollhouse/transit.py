@@ -59,6 +59,10 @@ class Transit:
     stream_reader: StreamReader | None = None
     policy: str | None = None  # named policy bound to the caller by identity; None: default
     refused: bool = False  # the gateway answered; the request never went upstream
+    body: bytes | None = None  # the request body, content-decoded and checked by the wire stage
+    scanned_by: set[str] = field(default_factory=set)  # request stages that read the whole request
+    # the path and headers the parse stage read, so that commit writes rewritten ones back
+    envelope: tuple[str, list[tuple[str, str]]] | None = None
     recorded: bool = False  # the audit row has been submitted
     stream_bytes: bytearray = field(default_factory=bytearray)
     reservation: Reservation | None = None

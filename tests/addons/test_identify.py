@@ -52,6 +52,7 @@ def connect(identify, client, header: str | None, host="api.openai.com"):
 def request(scope, client, *, app: str | None = None, key: str = BOB_KEY, creds: str | None = None):
     flow = tflow.tflow(client_conn=client)
     flow.request.host = "api.openai.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.headers["host"] = "api.openai.com"
     flow.request.headers["authorization"] = f"Bearer {key}"
     if app:
@@ -195,6 +196,7 @@ async def test_other_hosts_are_left_alone_but_lose_proxy_headers(stage):
     assert tunnel.response is None
     flow = tflow.tflow(client_conn=conn)
     flow.request.host = "example.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.headers["Proxy-Authorization"] = basic("alice")
     scope.requestheaders(flow)
     await identify.requestheaders(flow)
@@ -286,6 +288,7 @@ async def test_proxy_headers_are_removed_even_without_an_identity_file(tmp_path)
         for host in ("api.openai.com", "example.com"):
             flow = tflow.tflow(client_conn=conn)
             flow.request.host = host
+            flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
             flow.request.headers["Proxy-Authorization"] = basic("alice")
             flow.request.headers["X-Tollhouse-App"] = "support-bot"
             scope.requestheaders(flow)

@@ -52,12 +52,14 @@ def openai_flow(body: bytes, path: str = "/v1/chat/completions", **headers: str)
     flow.request.scheme, flow.request.port = "https", 443
     flow.request.method = "POST"
     flow.request.host = "api.openai.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.path = path
     flow.request.headers["host"] = "api.openai.com"
     flow.request.headers["content-type"] = "application/json"
     for key, value in headers.items():
         flow.request.headers[key.replace("_", "-")] = value
     flow.request.raw_content = body
+    flow.request.headers["content-length"] = str(len(body))
     return flow
 
 
@@ -78,7 +80,8 @@ async def test_encoded_bodies_are_decoded_parsed_and_reencoded(chain, encoding):
     await send(chain, flow)
     transit = transit_of(flow)
     assert flow.response is None
-    assert [s.text for s in transit.exchange.segments] == ["You are terse.", "Hello there"]
+    prompt = [s.text for s in transit.exchange.segments if s.role != "field"]
+    assert prompt == ["You are terse.", "Hello there"]
     assert transit.record.tokens_in_estimated > 0
     # The gateway asked for streamed usage, so the body changed; it stays in the client's encoding.
     assert flow.request.headers["content-encoding"] == encoding
@@ -111,12 +114,20 @@ async def test_malformed_json_gets_a_provider_shaped_error(chain):
     assert "invalid request" in json.loads(flow.response.content)["error"]["message"]
 
 
-async def test_unknown_endpoints_pass_unparsed(chain):
-    flow = openai_flow(b"{}", path="/v1/fine_tuning/jobs")
+async def test_unknown_endpoints_are_read_in_full_by_the_generic_path(chain):
+    body = {"training_file": "file-abc", "suffix": "note AKIAQWERTYUIOPASDFGH"}
+    flow = openai_flow(json.dumps(body).encode(), path="/v1/fine_tuning/jobs")
     await send(chain, flow)
     transit = transit_of(flow)
     assert flow.response is None
-    assert (transit.record.operation, transit.record.decision) == ("unknown", "pass")
+    assert (transit.record.operation, transit.record.decision) == ("unknown", "allow")
+    texts = {s.text for s in transit.exchange.segments}
+    assert {
+        "training_file",
+        "file-abc",
+        "note AKIAQWERTYUIOPASDFGH",
+        "/v1/fine_tuning/jobs",
+    } <= texts
 
 
 async def test_a_failing_stage_fails_closed(chain, monkeypatch):
@@ -134,6 +145,7 @@ async def test_signed_bedrock_bodies_are_read_but_never_rewritten(chain):
     flow.request.scheme, flow.request.port = "https", 443
     flow.request.method = "POST"
     flow.request.host = "bedrock-runtime.us-east-1.amazonaws.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.headers["host"] = flow.request.host
     flow.request.path = "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
     flow.request.headers["authorization"] = (
@@ -141,6 +153,7 @@ async def test_signed_bedrock_bodies_are_read_but_never_rewritten(chain):
         "SignedHeaders=host;x-amz-date, Signature=abc"
     )
     flow.request.raw_content = body
+    flow.request.headers["content-length"] = str(len(body))
     stages = chain
     # Parse and meter only: then a stage wants to change the text.
     for stage in stages[:3]:

@@ -46,6 +46,7 @@ def flow_to(host: str, path: str, body: dict, **headers: str) -> http.HTTPFlow:
     flow = tflow.tflow()
     flow.request.scheme, flow.request.port, flow.request.method = "https", 443, "POST"
     flow.request.host = host
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.path = path
     flow.request.headers["host"] = host
     flow.request.headers["content-type"] = "application/json"

@@ -41,6 +41,7 @@ def test_observed_consumer_apps_pass_through(scope):
 def test_plain_http_to_other_hosts_is_not_recorded(scope):
     flow = tflow.tflow()
     flow.request.host = "example.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.headers["host"] = "example.com"
     scope.requestheaders(flow)
     assert transit_of(flow) is None and flow.response is None
@@ -49,6 +50,7 @@ def test_plain_http_to_other_hosts_is_not_recorded(scope):
 def test_ai_requests_get_a_transit_without_the_query_string(scope):
     flow = tflow.tflow()
     flow.request.host = "generativelanguage.googleapis.com"
+    flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
     flow.request.headers["host"] = "generativelanguage.googleapis.com"
     flow.request.path = "/v1beta/models/gemini-2.5-flash:generateContent?key=AIzaSECRET"
     scope.requestheaders(flow)
@@ -71,6 +73,7 @@ def test_blocked_consumer_app_is_refused(tmp_path):
         assert not data.ignore_connection  # decrypted so that the refusal can be explained
         flow = tflow.tflow()
         flow.request.host = "poe.com"
+        flow.client_conn.sni = flow.request.host  # the TLS server name, as a client sends it
         flow.request.headers["host"] = "poe.com"
         addon.requestheaders(flow)
         assert flow.response.status_code == 403

@@ -72,7 +72,7 @@ def test_curl_chat_through_the_gateway(gateway):
     assert '"chat.completion"' in result.stdout
 
 
-def test_unknown_endpoint_on_an_ai_host_is_recorded_and_passed(gateway):
+def test_unknown_endpoint_on_an_ai_host_is_read_recorded_and_sent(gateway):
     result = subprocess.run(
         [
             "curl",
@@ -94,7 +94,8 @@ def test_unknown_endpoint_on_an_ai_host_is_recorded_and_passed(gateway):
     rows = gateway.audit(
         "select operation, decision from exchanges where path = '/v1/models/unknown-thing'"
     )
-    assert rows[0] == {"operation": "unknown", "decision": "pass"}
+    # Deny by default: the generic path read it (a GET: its path, query and headers), so it goes.
+    assert rows[0] == {"operation": "unknown", "decision": "allow"}
 
 
 def test_gateway_ca_key_is_private(gateway):

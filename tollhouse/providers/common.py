@@ -13,8 +13,9 @@ from tollhouse.providers.base import (
     SignedBodyError,
     StreamReader,
 )
-from tollhouse.providers.jsonbody import TextCollector, dump, set_at
+from tollhouse.providers.jsonbody import TextCollector, dump
 from tollhouse.providers.sse import SseEvent, SseParser
+from tollhouse.providers.walk import BODY_FORMS, write_back
 
 MAX_PENDING = 16 * 1024 * 1024  # a stream event larger than this is forwarded unparsed
 
@@ -48,14 +49,14 @@ class JsonAdapter(Adapter):
                 f"{exchange.provider} {exchange.operation}: the request is signed (AWS SigV4); "
                 "its body and path cannot be rewritten"
             )
-        dirty = bool(exchange.changed_segments) or exchange.body_changed
-        for index in sorted(exchange.changed_segments):
-            segment = exchange.segments[index]
-            set_at(exchange.body, segment.path, segment.text)
+        changed = [exchange.segments[i] for i in sorted(exchange.changed_segments)]
+        in_body = [s for s in changed if s.form in BODY_FORMS]
+        dirty = bool(in_body) or exchange.body_changed
+        write_back(exchange.body, in_body)
         path = exchange.path
         if exchange.model_changed and exchange.model is not None:
-            path, in_body = self.write_model(exchange, exchange.model)
-            dirty = dirty or in_body
+            path, model_in_body = self.write_model(exchange, exchange.model)
+            dirty = dirty or model_in_body
         return Rendered(path, dump(exchange.body) if dirty else exchange.raw_body)
 
     def write_model(self, exchange: Exchange, model: str) -> tuple[str, bool]:
