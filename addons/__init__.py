@@ -22,12 +22,14 @@ from addons.scope import Scope
 from addons.settle import Settle
 from addons.upstream import Upstream
 from addons.websocket import Websocket
+from addons.wire import Wire
 
 addons = [
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
     Observe(),  # next_layer / tcp_*: observed consumer apps relayed undecrypted, measured
     Identify(),  # http_connect / requestheaders: who, which app, which policy; 407 / 403
+    Wire(),  # request: body decoded in full, charset checked, trailers refused
     Websocket(),  # request / websocket_*: upgrades only where allowed; every client frame scanned
     Parse(),  # request: body -> normalized exchange
     Dlp(),  # request: PII, secrets, internal ids redacted, masked, hashed or blocked

@@ -112,6 +112,8 @@ def decode_gzip(data: bytes, limit: int = MAX_DECODED) -> bytes:
     rest = data
     while rest:
         if not rest.startswith(_GZIP_MAGIC):
+            if rest is data:
+                raise BodyError("the gzip body could not be decoded")
             raise BodyError("trailing bytes after the gzip body")
         rest = _inflate(rest, 16 + zlib.MAX_WBITS, limit, out, "gzip")
     return bytes(out)
@@ -165,6 +167,8 @@ def decode_zstd(data: bytes, limit: int = MAX_DECODED) -> bytes:
     rest = data
     while rest:
         if not rest.startswith(_ZSTD_MAGIC):
+            if rest is data:
+                raise BodyError("the zstd body could not be decoded")
             raise BodyError("trailing bytes after the zstd body")
         stream = zstd.ZstdDecompressor()
         try:

@@ -70,6 +70,8 @@ def test_every_zstd_frame_is_decoded():
         ("gzip", gzip.compress(b"{}") + b"\0\0\0\0", "trailing bytes after the gzip body"),
         ("gzip", gzip.compress(BODY)[:-6], "the gzip body is truncated"),
         ("gzip", b"\x1f\x8b" + BODY, "the gzip body could not be decoded"),
+        ("gzip", BODY, "the gzip body could not be decoded"),
+        ("zstd", BODY, "the zstd body could not be decoded"),
         ("deflate", zlib.compress(b"{}") + BODY, "trailing bytes after the deflate body"),
         ("deflate", raw_deflate(b"{}") + BODY, "trailing bytes after the deflate body"),
         ("deflate", BODY, "the deflate body could not be decoded"),
