@@ -10,6 +10,7 @@ from mitmproxy import ctx, http
 from mitmproxy.http import Headers
 
 from addons._flow import active, fail_closed, refuse
+from addons.parse import WEBSOCKET
 from tollhouse.providers.base import Refusal, SignedBodyError
 from tollhouse.providers.envelope import apply_envelope
 from tollhouse.transit import Transit, clip
@@ -25,7 +26,7 @@ class Commit:
         transit = active(flow)
         if transit is None:
             return
-        if missing := self._unscanned(transit):
+        if missing := self._unscanned(transit, bool(flow.metadata.get(WEBSOCKET))):
             log.error("exchange %s reached commit unscanned by %s", transit.record.id, missing)
             message = "the gateway could not check this request; it was not sent"
             refuse(flow, transit, 502, Refusal.GATEWAY, message, "commit")
@@ -60,10 +61,12 @@ class Commit:
         record.request_body = clip(body.decode("utf-8", "replace")) if body else None
 
     @staticmethod
-    def _unscanned(transit: Transit) -> list[str]:
+    def _unscanned(transit: Transit, flow_is_upgrade: bool) -> list[str]:
         """Scanning stages in the chain that have not read this request (deny by default)."""
         if not transit.entry.decrypt:
             return []
+        if flow_is_upgrade and "websocket" in transit.scanned_by:
+            return []  # an allowed upgrade: its query and headers were scanned by that stage
         if transit.exchange is None:
             return ["parse"]
         return [s for s in SCANNERS if ctx.master.addons.get(s) and s not in transit.scanned_by]

@@ -20,6 +20,7 @@ from tollhouse.tokens import TokenCounter
 from tollhouse.transit import Transit
 
 log = logging.getLogger("tollhouse.parse")
+WEBSOCKET = "tollhouse.websocket"  # set by the websocket stage on an upgrade it allowed
 
 
 class Parse:
@@ -33,8 +34,8 @@ class Parse:
     @fail_closed("parse")
     def request(self, flow: http.HTTPFlow) -> None:
         transit = active(flow)
-        if transit is None or not transit.entry.decrypt:
-            return
+        if transit is None or not transit.entry.decrypt or flow.metadata.get(WEBSOCKET):
+            return  # an allowed websocket upgrade: the websocket stage read and scanned it
         try:
             path = normalize_path(flow.request.path)
         except AmbiguousPath as exc:

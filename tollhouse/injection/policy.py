@@ -56,7 +56,15 @@ DETECTORS: dict[str, dict[str, tuple[type, Any]]] = {
     "repetition": {"min_repeats": (int, 30)},
 }
 
-ALL_ROLES = (Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL_CALL, Role.TOOL_RESULT, Role.INPUT)
+ALL_ROLES = (
+    Role.SYSTEM,
+    Role.USER,
+    Role.ASSISTANT,
+    Role.TOOL_CALL,
+    Role.TOOL_RESULT,
+    Role.INPUT,
+    Role.FIELD,  # tool definitions, schemas, metadata, keys, query and headers: untrusted (1.0)
+)
 _ID = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)*$")
 _LANG = re.compile(r"^(?:[a-z]{2,3}|any)$")
 
