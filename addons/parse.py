@@ -11,6 +11,7 @@ from mitmproxy import ctx, http
 
 from addons._flow import active, fail_closed, refuse
 from tollhouse import providers
+from tollhouse.audit.record import Decision
 from tollhouse.exchange import Exchange
 from tollhouse.providers.base import ParseError, Refusal, Request
 from tollhouse.providers.envelope import AmbiguousPath, envelope_segments, normalize_path
@@ -101,3 +102,6 @@ class Parse:
                 f"this request carries content the gateway cannot scan ({what}); it was not sent"
             )
             refuse(flow, transit, 415, Refusal.PERMISSION, message, "parse")
+        else:  # forwarded with parts unread: the audit says so
+            transit.record.decision = Decision.PASS
+            transit.record.reason = f"parse: passed unscanned by policy: {what}"
