@@ -156,8 +156,14 @@ class DlpScanner:
             )
         result = DlpResult(policy=named.name)
         per_segment: list[tuple[int, list[Finding]]] = []
+        # A request repeats the same short strings many times (JSON keys, "string", "object",
+        # role names): each distinct text is detected once.
+        seen: dict[str, list[Detection]] = {}
         for i, segment in enumerate(exchange.segments):
-            detections = resolve_overlaps(self.detector.detect(segment.text))
+            detections = seen.get(segment.text)
+            if detections is None:
+                detections = resolve_overlaps(self.detector.detect(segment.text))
+                seen[segment.text] = detections
             found = [self._finding(d, named, i, segment.location) for d in detections]
             result.findings.extend(found)
             per_segment.append((i, found))

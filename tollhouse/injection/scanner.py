@@ -120,12 +120,16 @@ class InjectionScanner:
         )
         per_role: dict[str, dict[str, float]] = {}  # role -> rule id -> weight
         hits: list[Hit] = []
+        seen: dict[str, list[tuple[int, str]]] = {}
         for seg in segments:
             trust = pol.trust(seg.role)
             if trust <= 0.0 or not seg.text:
                 continue
             fired = per_role.setdefault(seg.role, {})
-            for i, via in sorted(self._matcher.scan(seg.text).items()):
+            matched = seen.get(seg.text)
+            if matched is None:  # repeated short strings (JSON keys, enum values): scanned once
+                matched = seen[seg.text] = sorted(self._matcher.scan(seg.text).items())
+            for i, via in matched:
                 rule = self.pack.rules[i]
                 if not pol.enabled(rule):
                     continue
