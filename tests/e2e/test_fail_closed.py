@@ -9,6 +9,7 @@ import base64
 import json
 import secrets
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,6 +203,11 @@ CASES = [
         },
     ),
     Case(
+        "embeddings-token-ids",
+        "/v1/embeddings",
+        {"model": "text-embedding-3-small", "input": ["tokens:{key}"]},
+    ),
+    Case(
         "json-object-key",
         "/v1/chat/completions",
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi", "{key}": 1}]},
@@ -222,14 +228,23 @@ CASES = [
 ]
 
 
+def token_ids(text: str) -> list[int]:
+    from tollhouse.tokens import TokenCounter
+
+    counter = TokenCounter(Path(tempfile.gettempdir()) / "tollhouse-test-tiktoken")
+    return counter.encoding("text-embedding-3-small").encode_ordinary(text)
+
+
 def planted(case: Case, key: str) -> tuple[str, str, dict[str, str], bytes]:
     note = base64.b64encode(f"notes: {key}".encode()).decode()
+    ids = json.dumps(token_ids(f"my key is {key}"))
     path = case.path.replace("{key}", key)
     headers = {k: v.replace("{key}", key) for k, v in case.headers.items()}
     if case.content is not None:
         body = case.content.replace(b"{key}", key.encode())
     elif case.body is not None:
         body = json.dumps(fill(case.body, key)).replace(json.dumps(B64_TEXT), json.dumps(note))
+        body = body.replace(json.dumps(f"tokens:{key}"), ids)
         body = body.encode()
         headers.setdefault("content-type", "application/json")
     else:
@@ -238,12 +253,16 @@ def planted(case: Case, key: str) -> tuple[str, str, dict[str, str], bytes]:
 
 
 def readable(recorded: list[dict], key: str) -> list[str]:
-    """Where ``key`` shows in what the upstream received: raw, or base64-decoded."""
+    """Where ``key`` shows in what the upstream received: raw, base64-decoded, or as the token
+    ids that spell it."""
     found = []
+    spelled = json.dumps(token_ids(f"my key is {key}"))[1:-1]
     for entry in recorded:
         blob = json.dumps(entry)
         if key in blob:
             found.append(f"{entry['method']} {entry['path']}")
+        if spelled in entry["body"].replace(" ", "").replace(",", ", "):
+            found.append(f"token ids in {entry['path']}")
         for token in json.dumps(entry.get("json")).split('"'):
             try:
                 if len(token) > 16 and key in base64.b64decode(token + "==").decode(
