@@ -21,7 +21,7 @@ from addons._flow import transit_of
 from tollhouse.audit.record import Decision, new_exchange_id
 from tollhouse.audit.writer import AuditWriter
 from tollhouse.dlp import DlpScanner
-from tollhouse.dlp.scrub import fingerprint, scrub
+from tollhouse.dlp.scrub import fingerprint, scrub, scrub_path
 
 log = logging.getLogger("tollhouse.audit")
 
@@ -105,6 +105,8 @@ def scrub_row(scanner: DlpScanner | None, table: str, row: Mapping[str, Any]) ->
 
 
 def _scrub_field(scanner: DlpScanner | None, name: str, value: str) -> str:
+    if name == "path":
+        return scrub_path(scanner, value)
     if scanner is not None or name not in _CODED:
         return scrub(scanner, value)
     # No scanner: fingerprint each part's detail, keep its code ("parse: [unscanned:...]").

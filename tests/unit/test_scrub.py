@@ -9,7 +9,7 @@ import pytest
 
 from tollhouse.dlp import DlpScanner, load_dlp_policy
 from tollhouse.dlp.policy import ActionSpec, DlpPolicy, NamedPolicy
-from tollhouse.dlp.scrub import SCRUB_LIMIT, fingerprint, scrub
+from tollhouse.dlp.scrub import SCRUB_LIMIT, fingerprint, scrub, scrub_path
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 AWS = "AKIAQ7RZ3MXKT2LWPV4N"
@@ -95,3 +95,27 @@ def test_a_huge_value_is_scrubbed_in_bounded_time(scanner):
     scrubbed = scrub(scanner, text)
     assert time.perf_counter() - started < 0.5
     assert "AKIA" not in scrubbed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/files/%41{AWS[1:]}",  # one escaped letter
+        f"/v1/files/%2541{AWS[1:]}",  # escaped twice
+        "/v1/files/" + "".join(f"%{ord(c):02X}" for c in AWS),  # every letter
+    ],
+)
+def test_a_key_hidden_in_percent_escapes_of_a_path_is_found(scanner, path):
+    scrubbed = scrub_path(scanner, path)
+    assert scrubbed == "/v1/files/[AWS_ACCESS_KEY_ID]"
+
+
+def test_a_path_without_hidden_values_keeps_its_escapes(scanner):
+    assert scrub_path(scanner, "/v1/models/gpt%2D4o") == "/v1/models/gpt%2D4o"
+    assert scrub_path(scanner, f"/v1/files/{AWS}") == "/v1/files/[AWS_ACCESS_KEY_ID]"
+
+
+def test_a_path_escaped_too_many_times_is_fingerprinted(scanner):
+    path = "/v1/files/%2525252541" + AWS[1:]
+    assert scrub_path(scanner, path).startswith("[unscannable:")
+    assert scrub_path(None, path).startswith("[unscanned:")

@@ -19,15 +19,17 @@ import hashlib
 import hmac
 import re
 import secrets
+from urllib.parse import unquote
 
 from tollhouse.dlp.scanner import DlpScanner, resolve_overlaps
 
-__all__ = ["SCRUB_LIMIT", "fingerprint", "scrub"]
+__all__ = ["SCRUB_LIMIT", "fingerprint", "scrub", "scrub_path"]
 
 SCRUB_LIMIT = 4096  # characters of client text kept in one audit field or log line
 # Scanned beyond the limit so that a value straddling it is still found whole before the cut.
 _MARGIN = 512
 _TRAILING_TOKEN = re.compile(r"\S+\Z")
+_DECODE_ROUNDS = 4
 # Fingerprints are keyed per process: equal values match within one run (one row can be tied to
 # another), while an unkeyed hash of a guessable value (an email in a path) could be reversed.
 _KEY = secrets.token_bytes(32)
@@ -51,20 +53,45 @@ def scrub(scanner: DlpScanner | None, text: str) -> str:
             return fingerprint(text)
         if not isinstance(text, str):
             return fingerprint(text, "unscannable")
-        return _scrub(scanner, text)
+        return _scrub(scanner, text)[0]
     except Exception:  # fail closed: an unscanned value is never returned
         return fingerprint(text, "unscannable")
 
 
-def _scrub(scanner: DlpScanner, text: str) -> str:
+def scrub_path(scanner: DlpScanner | None, path: str) -> str:
+    """:func:`scrub` for a URL path, which may hide a value in percent-escapes (``%41KIA...``):
+    if the decoded path holds an entity, the decoded path is kept, scrubbed. A path still
+    escaped after a few rounds of decoding is fingerprinted. Never raises."""
+    try:
+        if scanner is None or not isinstance(path, str):
+            return scrub(scanner, path)
+        decoded = path
+        for _ in range(_DECODE_ROUNDS):  # %2541 is %41 once decoded: decode until it is stable
+            step = unquote(decoded, errors="replace")
+            if step == decoded:
+                break
+            decoded = step
+        else:
+            return fingerprint(path, "unscannable")
+        if decoded != path:
+            scrubbed, found = _scrub(scanner, decoded)
+            if found:
+                return scrubbed
+        return _scrub(scanner, path)[0]
+    except Exception:
+        return fingerprint(path, "unscannable")
+
+
+def _scrub(scanner: DlpScanner, text: str) -> tuple[str, int]:
+    """The scrubbed text and how many values were replaced."""
     window = text[: SCRUB_LIMIT + _MARGIN]
     detections = resolve_overlaps(scanner.detector.detect(window))
     # Right to left, so that the offsets still to apply stay valid.
     for d in sorted(detections, key=lambda d: d.start, reverse=True):
         window = window[: d.start] + f"[{d.entity}]" + window[d.end :]
     if len(text) <= SCRUB_LIMIT:
-        return window
+        return window, len(detections)
     # Cut: the token at the cut may be the start of a value too long to be detected whole (a
     # secret is a run without spaces), so it goes too; a 4 KiB run without one goes whole.
     kept = _TRAILING_TOKEN.sub("", window[:SCRUB_LIMIT])
-    return kept + f"[... clipped: {len(text)} characters in all]"
+    return kept + f"[... clipped: {len(text)} characters in all]", len(detections)
