@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
 
 from mitmproxy import ctx, http
 from mitmproxy.flow import Error
@@ -31,6 +33,13 @@ def status_seen(flow: http.HTTPFlow) -> int | None:
     if flow.response is not None:
         return flow.response.status_code
     return None if client_left(flow) else 502
+
+
+def described(exc: BaseException) -> str:
+    """An exception for the log: its type and where it was raised, never its message (one raised
+    on a response or a prompt can quote it: a ``KeyError`` names the key)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    return type(exc).__name__ + (f" at {Path(frame.filename).name}:{frame.lineno}" if frame else "")
 
 
 def client_left(flow: http.HTTPFlow) -> bool:
@@ -62,8 +71,12 @@ class Settle:
             if reader is not None:
                 try:
                     chunk = reader.close() if end else reader.feed(chunk)
-                except Exception:
-                    log.exception("stream reader failed for %s; relaying raw", transit.record.id)
+                except Exception as exc:
+                    log.error(
+                        "stream reader failed (%s) for %s; relaying raw",
+                        described(exc),
+                        transit.record.id,
+                    )
                     reader = transit.stream_reader = None
             for stream_filter in filters:
                 chunk = stream_filter.feed(chunk) + (stream_filter.close() if end else b"")
@@ -125,8 +138,10 @@ class Settle:
             return None
         try:
             return transit.adapter.summarize(transit.exchange, body, headers)
-        except Exception:
-            log.warning("could not read usage of exchange %s", transit.record.id, exc_info=True)
+        except Exception as exc:
+            log.warning(
+                "could not read usage of exchange %s (%s)", transit.record.id, described(exc)
+            )
             return None
 
     def _charge(self, transit: Transit, summary: ResponseSummary | None) -> None:
@@ -165,5 +180,7 @@ class Settle:
                 reservation.release()
             else:
                 reservation.settle(cost, usage)
-        except Exception:
-            log.exception("could not settle the budget of exchange %s", transit.record.id)
+        except Exception as exc:
+            log.error(
+                "could not settle the budget of exchange %s (%s)", transit.record.id, described(exc)
+            )
