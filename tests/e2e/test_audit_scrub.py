@@ -169,3 +169,11 @@ def test_a_credential_in_a_query_string_is_not_audited(gateway):
     before = exchange_count(gateway)
     post(gateway, f"{OPENAI}/v1/chat/completions?note={planted}", chat(), **OPENAI_KEY)
     assert_nowhere(gateway, before, planted)
+
+
+def test_a_credential_sent_as_the_application_name_is_not_audited(gateway):
+    planted = aws_key()  # an unknown application is named in the shadow reason
+    before = exchange_count(gateway)
+    headers = {**OPENAI_KEY, "x-tollhouse-app": planted}
+    post(gateway, f"{OPENAI}/v1/chat/completions", chat(), **headers)
+    assert_nowhere(gateway, before, planted)
