@@ -16,7 +16,8 @@ import h11
 from mitmproxy import http
 
 from addons._flow import THREAD_THRESHOLD, active, fail_closed, refuse
-from tollhouse.providers.base import Refusal
+from tollhouse.providers.base import Refusal, Request
+from tollhouse.providers.bedrock import is_signed
 from tollhouse.wire import BodyError, codings, decode_body
 
 log = logging.getLogger("tollhouse.wire")
@@ -36,7 +37,12 @@ class Wire:
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             framing(request)
-            if codings(headers.get("content-encoding", "")) or len(raw) > THREAD_THRESHOLD:
+            encoded = codings(headers.get("content-encoding", ""))
+            if encoded and is_signed(Request(request.method, "", request.path, headers, b"")):
+                # The signature covers the encoded bytes: the decoded body would be rejected
+                # upstream, and the encoded one is not what the gateway scanned.
+                raise BodyError("a signed (SigV4) request body cannot be content-encoded")
+            if encoded or len(raw) > THREAD_THRESHOLD:
                 # decompressing (up to MAX_DECODED) must not hold every other flow
                 body = await asyncio.to_thread(decode_body, raw, headers)
             else:

@@ -51,9 +51,11 @@ async def run(stages, flow: http.HTTPFlow) -> None:
 def refusal(flow: http.HTTPFlow) -> str:
     assert flow.response is not None and flow.response.status_code == 400
     assert flow.response.headers["x-tollhouse-decision"] == "block; stage=wire"
-    error = json.loads(flow.response.content)["error"]
-    assert error["type"] == "invalid_request_error"
-    return error["message"]
+    reply = json.loads(flow.response.content)
+    if "error" not in reply:  # Bedrock's shape: {"message": ...} and an error-type header
+        return reply["message"]
+    assert reply["error"]["type"] == "invalid_request_error"
+    return reply["error"]["message"]
 
 
 async def test_a_plain_body_is_left_as_is_and_handed_on(stages):
@@ -113,6 +115,19 @@ async def test_a_chunked_http2_request_is_refused(stages):
     flow.request.http_version = "HTTP/2.0"
     await run(stages, flow)
     assert "only a chunked transfer-encoding over HTTP/1.1" in refusal(flow)
+
+
+async def test_a_signed_encoded_body_is_refused_rather_than_broken(stages):
+    raw = gzip.compress(BODY)
+    flow = flow_to(
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        raw,
+        content_encoding="gzip",
+        authorization="AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/bedrock",
+    )
+    await run(stages, flow)
+    assert "signed (SigV4) request body cannot be content-encoded" in refusal(flow)
+    assert flow.request.raw_content == raw
 
 
 async def test_hosts_outside_the_catalog_are_not_touched(stages):
