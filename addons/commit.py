@@ -47,7 +47,7 @@ class Commit:
                         "commit",
                     )
                     return
-                flow.request.content = rendered.body  # re-encoded with the client's encoding
+                flow.request.content = rendered.body  # the wire stage already removed any encoding
                 flow.request.path = rendered.path
                 if transit.envelope is not None:
                     self._write_envelope(flow, transit)

@@ -112,7 +112,9 @@ class Scope:
             if entry := self.catalog.match(candidate):
                 host = candidate
                 break
-        misdirected = entry is not None and _misdirected(flow)
+        # Only where the client's TLS server name is itself a catalog host: in reverse mode the
+        # client names the gateway, and mitmproxy sets Host to the provider.
+        misdirected = self.catalog.match(flow.client_conn.sni) is not None and _misdirected(flow)
         if entry is None or (entry.handling == Handling.OBSERVE and not misdirected):
             return  # not ours: forwarded untouched and never recorded
         peer = flow.client_conn.peername
