@@ -16,6 +16,8 @@ from mitmproxy import ctx, exceptions, http
 
 from tollhouse import providers
 from tollhouse.audit.record import Decision
+from tollhouse.dlp import DlpScanner
+from tollhouse.dlp.scrub import scrub
 from tollhouse.exchange import Exchange
 from tollhouse.policyfile import PolicyError
 from tollhouse.providers.base import Refusal
@@ -39,12 +41,30 @@ def active(flow: http.HTTPFlow) -> Transit | None:
     return transit_of(flow)
 
 
+def dlp_scanner() -> DlpScanner | None:
+    """The DLP stage's scanner, or None when the stage is switched off (or has no policy)."""
+    try:
+        scanner = getattr(ctx.master.addons.get("dlp"), "scanner", None)
+    except Exception:  # no master (outside a running proxy): nothing to scan with
+        return None
+    return scanner if isinstance(scanner, DlpScanner) else None
+
+
+def scrub_client_text(text: str) -> str:
+    """``text`` as the audit and the logs may carry it (see :func:`tollhouse.dlp.scrub.scrub`)."""
+    return scrub(dlp_scanner(), text)
+
+
 def refuse(
     flow: http.HTTPFlow, transit: Transit, status: int, refusal: str, message: str, stage: str
 ) -> None:
     """Answer the client instead of the provider, in the provider's own error shape and with
-    ``x-should-retry: false`` so SDKs raise at once. ``message`` reaches the client and the audit
-    log: it must never quote protected values or attack text."""
+    ``x-should-retry: false`` so SDKs raise at once. ``message`` reaches the client, the audit
+    and the log: stages never put protected values or attack text in it, and what it quotes of
+    the request (a field's location) is scrubbed by the DLP engine here as well."""
+    scanner = dlp_scanner()
+    if scanner is not None:
+        message = scrub(scanner, message)
     api = transit.entry.api
     adapter = transit.adapter or (providers.ADAPTERS.get(api) if api else None)
     if adapter is not None:
@@ -96,15 +116,38 @@ def fail_closed[H: Callable[..., Any]](stage: str) -> Callable[[H], H]:
     return wrap
 
 
-def _failed(flow: http.HTTPFlow, stage: str, exc: Exception) -> None:
+def described(exc: BaseException) -> str:
+    """An exception for the log: its type and where it was raised, never its message (one raised
+    on a response or a prompt can quote it: a ``KeyError`` names the key)."""
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return type(exc).__name__ + (f" at {Path(frame.filename).name}:{frame.lineno}" if frame else "")
+
+
+def contained[H: Callable[..., Any]](stage: str) -> Callable[[H], H]:
+    """Wrap a hook that does not decide whether a request goes (a response, error or connection
+    hook): an exception is logged by :func:`described` and goes no further. mitmproxy's own
+    handler would log its message and traceback, which can quote client or provider text."""
+
+    def wrap(hook: H) -> H:
+        @functools.wraps(hook)
+        def guarded(self: Any, *args: Any) -> Any:
+            try:
+                return hook(self, *args)
+            except Exception as exc:
+                log.error("%s: %s failed (%s)", stage, hook.__name__, described(exc))
+                return None
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+def _failed(flow: http.HTTPFlow, stage: str, exc: Exception) -> None:
     transit = transit_of(flow)
     log.error(
-        "%s stage failed (%s%s) for exchange %s; the request was not sent",
+        "%s stage failed (%s) for exchange %s; the request was not sent",
         stage,
-        type(exc).__name__,
-        where,
+        described(exc),
         transit.record.id if transit else "-",
     )
     if transit is not None and transit.refused and flow.response is not None:

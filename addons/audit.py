@@ -17,7 +17,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from addons._flow import transit_of
+from addons._flow import contained, dlp_scanner, scrub_client_text, transit_of
 from tollhouse.audit.record import Decision, new_exchange_id
 from tollhouse.audit.writer import AuditWriter
 from tollhouse.dlp import DlpScanner
@@ -48,20 +48,6 @@ CLIENT_TEXT: dict[str, tuple[str, ...]] = {
 _CODE = re.compile(r"([a-z][a-z_-]*): ")
 _CODED = ("reason", "shadow_reason")
 _MAX_DEPTH = 16  # nesting kept of an event's detail; deeper values become fingerprints
-
-
-def dlp_scanner() -> DlpScanner | None:
-    """The DLP stage's scanner, or None when the stage is switched off (or has no policy)."""
-    try:
-        scanner = getattr(ctx.master.addons.get("dlp"), "scanner", None)
-    except Exception:  # no master (outside a running proxy): nothing to scan with
-        return None
-    return scanner if isinstance(scanner, DlpScanner) else None
-
-
-def scrub_client_text(text: str) -> str:
-    """``text`` as the audit and the logs may carry it (see :func:`tollhouse.dlp.scrub.scrub`)."""
-    return scrub(dlp_scanner(), text)
 
 
 class ScrubbingWriter:
@@ -164,16 +150,20 @@ class Audit:
                 },
             )
 
+    @contained("audit")
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None:  # a websocket's row is written when it ends, frames counted
             self._record(flow)
 
+    @contained("audit")
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         self._record(flow)
 
+    @contained("audit")
     def error(self, flow: http.HTTPFlow) -> None:
         self._record(flow)
 
+    @contained("audit")
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
         self._record(flow)  # a CONNECT to an AI host that failed upstream (see scope)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 
-from addons._flow import active, fail_closed, refuse
+from addons._flow import active, contained, fail_closed, refuse
 from tollhouse.budget.engine import BudgetEngine, Request
 from tollhouse.budget.policy import load_budget_policy
 from tollhouse.budget.store import StateError, open_store
@@ -111,6 +111,7 @@ class Budget:
         if headers:
             flow.metadata[_HEADERS] = headers
 
+    @contained("budget")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             for value in flow.metadata.get(_HEADERS, ()):

@@ -21,7 +21,7 @@ from pathlib import Path
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.proxy import mode_specs
 
-from addons._flow import KEY, active, fail_closed, refuse
+from addons._flow import KEY, active, fail_closed, refuse, scrub_client_text
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Handling, HostEntry
 from tollhouse.identity import AuthFailure, Identifier, Mode, Principal, Reason, Verdict
@@ -224,7 +224,11 @@ class Identify:
         if audit is not None and audit.writer is not None:
             audit.writer.submit("exchanges", record.as_row())
         flow.metadata[KEY] = Transit(entry=entry, record=record, refused=True, recorded=True)
-        log.info("CONNECT %s refused with 407: %s", flow.request.host, message)
+        log.info(
+            "CONNECT %s refused with 407: %s",
+            scrub_client_text(flow.request.host),
+            scrub_client_text(message),
+        )
 
 
 def _apply(transit: Transit, verdict: Verdict) -> None:

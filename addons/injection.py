@@ -6,7 +6,7 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import active, fail_closed, off_loop, refuse, reload_policy, transit_of
+from addons._flow import active, contained, fail_closed, off_loop, refuse, reload_policy, transit_of
 from tollhouse.exchange import Role
 from tollhouse.injection import InjectionScanner, load_injection_policy
 from tollhouse.injection.smuggle import strip_smuggled
@@ -82,6 +82,7 @@ class Injection:
         if removed:
             transit.event("injection", "stripped", invisible_characters=removed)
 
+    @contained("injection")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # A flagged request passes; the client (and its operators) can see the mark.
         if flow.response is not None and transit_of(flow) and HEADER in flow.metadata:

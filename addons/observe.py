@@ -24,6 +24,7 @@ from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer, modes
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
+from addons._flow import contained
 from tollhouse.audit.record import new_exchange_id
 from tollhouse.catalog import Handling
 
@@ -44,6 +45,7 @@ class Observation:
 
 
 class Observe:
+    @contained("observe")
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         if nextlayer.layer is not None:
             return
@@ -70,6 +72,7 @@ class Observe:
         )
         nextlayer.layer = relay
 
+    @contained("observe")
     def tcp_message(self, flow: tcp.TCPFlow) -> None:
         observation: Observation | None = flow.metadata.get(KEY)
         if observation is None:
@@ -82,9 +85,11 @@ class Observe:
         # Only counts are kept: drop what was relayed, so a long connection costs no memory.
         del flow.messages[:-1]
 
+    @contained("observe")
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         self._record(flow)
 
+    @contained("observe")
     def tcp_error(self, flow: tcp.TCPFlow) -> None:
         self._record(flow)
 

@@ -12,7 +12,7 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import transit_of
+from addons._flow import contained, transit_of
 from tollhouse.dlp import Restorer
 from tollhouse.dlp.restore import SseRestorer
 
@@ -49,6 +49,7 @@ class _StreamRestore:
 
 
 class Restore:
+    @contained("restore")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None or not transit.restore_map or flow.response is None:
@@ -64,6 +65,7 @@ class Restore:
             restorer = _json_restorer(transit.restore_map)
         transit.stream_filters.append(_StreamRestore(restorer))
 
+    @contained("restore")
     def response(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None or not transit.restore_map or flow.response is None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, http, tls
 
-from addons._flow import KEY, fail_closed, refuse, reload_policy, transit_of
+from addons._flow import KEY, contained, fail_closed, refuse, reload_policy, transit_of
 from tollhouse.audit.record import Decision, ExchangeRecord
 from tollhouse.catalog import Catalog, Handling, load_catalog
 from tollhouse.exchange import Operation
@@ -43,6 +43,7 @@ class Scope:
                 " and headers" if detail >= 2 else "",
             )
 
+    @contained("scope")
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         assert self.catalog is not None
         sni = data.client_hello.sni
@@ -64,6 +65,7 @@ class Scope:
                     client_addr=client[0] if client else None, sni=sni, handling=entry.handling
                 )
 
+    @contained("scope")
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
         """A CONNECT to an AI host that failed upstream (mitmproxy connects before answering the
         CONNECT): the client never gets to send its request, so this is the exchange's only

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
 
 from mitmproxy import ctx, http
 from mitmproxy.flow import Error
 
-from addons._flow import transit_of
+from addons._flow import contained, described, transit_of
 from tollhouse.audit.record import Decision
 from tollhouse.exchange import Usage
 from tollhouse.providers.base import ResponseSummary
@@ -35,19 +33,13 @@ def status_seen(flow: http.HTTPFlow) -> int | None:
     return None if client_left(flow) else 502
 
 
-def described(exc: BaseException) -> str:
-    """An exception for the log: its type and where it was raised, never its message (one raised
-    on a response or a prompt can quote it: a ``KeyError`` names the key)."""
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    return type(exc).__name__ + (f" at {Path(frame.filename).name}:{frame.lineno}" if frame else "")
-
-
 def client_left(flow: http.HTTPFlow) -> bool:
     """The flow failed on the client's side: it closed, reset or was killed."""
     return (flow.error.msg if flow.error else "").lower().startswith(_CLIENT_GONE)
 
 
 class Settle:
+    @contained("settle")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None or transit.refused or flow.response is None:
@@ -86,6 +78,7 @@ class Settle:
 
         flow.response.stream = relay
 
+    @contained("settle")
     def response(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None or flow.response is None:
@@ -106,6 +99,7 @@ class Settle:
             summary = self._summarize(transit, body, headers)
         self._charge(transit, summary)
 
+    @contained("settle")
     def error(self, flow: http.HTTPFlow) -> None:
         transit = transit_of(flow)
         if transit is None:

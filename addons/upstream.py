@@ -11,6 +11,7 @@ import certifi
 from mitmproxy import ctx, exceptions
 from mitmproxy.proxy import server_hooks
 
+from addons._flow import contained
 from tollhouse.upstreams import UpstreamMap, parse_upstreams
 
 log = logging.getLogger("tollhouse.upstream")
@@ -51,6 +52,7 @@ class Upstream:
             bundle.write_text(Path(certifi.where()).read_text() + "\n" + ca.read_text())
             ctx.options.update(ssl_verify_upstream_trusted_ca=str(bundle))
 
+    @contained("upstream")
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         address = data.server.address
         if not address:

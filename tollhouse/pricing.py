@@ -83,7 +83,15 @@ def _genai_provider(provider: str | None, model: str) -> str | None:
         except LookupError:
             continue
         return candidate
-    log.info("no price for model %s (provider %s); cost is left empty", model, provider)
+    # The model name is client text (and may hold anything): logged as a fingerprint. (Imported
+    # here: the DLP package is heavy, and the budget command reads prices without it.)
+    from tollhouse.dlp.scrub import fingerprint
+
+    log.info(
+        "no price for model %s (provider %s); cost is left empty",
+        fingerprint(model, "model"),
+        provider,
+    )
     return None
 
 

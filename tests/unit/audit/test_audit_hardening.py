@@ -483,6 +483,7 @@ def test_the_exchange_log_line_cannot_be_forged_by_a_client(
     # The name is scrubbed by the DLP stage's scanner (without one it would be a fingerprint).
     scanner = DlpScanner(load_dlp_policy(Path(__file__).parents[3] / "rules" / "dlp.yaml"))
     monkeypatch.setattr("addons.audit.dlp_scanner", lambda: scanner)
+    monkeypatch.setattr("addons._flow.dlp_scanner", lambda: scanner)
     record = ExchangeRecord(
         provider="openai", model_requested="gpt-4o\nexchange 0 openai chat gpt-4o -> 200 allow"
     )
