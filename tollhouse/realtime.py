@@ -108,8 +108,10 @@ def _walk(
         key = path[-1] if path else None
         if isinstance(key, str) and key in _MEDIA_KEYS and is_binary_blob(value):
             attachments.append(Attachment(_MEDIA_KEYS[key], path))
-        else:
-            segments.append(string_segment(role, path, value))
+        elif (segment := string_segment(role, path, value)) is not None:
+            segments.append(segment)
+        else:  # binary base64 elsewhere: no text to scan either
+            attachments.append(Attachment("binary", path))
     elif isinstance(value, dict):
         role = _object_role(value, role)
         for key, item in value.items():

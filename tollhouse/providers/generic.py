@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tollhouse.exchange import Exchange, Operation, Role
+from tollhouse.exchange import Exchange, JsonPath, Operation, Role
 from tollhouse.providers import multipart
 from tollhouse.providers.base import (
     Adapter,
@@ -89,7 +89,10 @@ class GenericAdapter(Adapter):
                     exchange.unreadable.append(f"multipart part {i + 1} ({media})")
                     part["content"] = None  # binary: not a string to scan
         if body.kind not in ("empty", "opaque"):
-            exchange.segments = every_string(body.value, Role.FIELD, (), self.decode_tokens)
+            blobs: list[JsonPath] = []
+            exchange.segments = every_string(body.value, Role.FIELD, (), self.decode_tokens, blobs)
+            if blobs:  # images or audio as base64 inside JSON: binary, like an upload
+                exchange.unreadable.append(f"{len(blobs)} binary base64 value(s)")
         if isinstance(body.value, dict):
             model = body.value.get("model")
             exchange.model = exchange.model_requested = model if isinstance(model, str) else None

@@ -46,15 +46,21 @@ def cover(
     """
     covered = {s.path for s in exchange.segments if s.form == "text"}
     covered.update(a.path for a in exchange.attachments)
-    _walk(exchange.body, (), role, exchange.segments, covered, decode_tokens, 0)
+    _walk(exchange.body, (), role, exchange.segments, covered, decode_tokens, 0, [])
 
 
 def every_string(
-    value: Any, role: str, path: JsonPath = (), decode_tokens: TokenDecoder | None = None
+    value: Any,
+    role: str,
+    path: JsonPath = (),
+    decode_tokens: TokenDecoder | None = None,
+    blobs: list[JsonPath] | None = None,
 ) -> list[Segment]:
-    """Segments for every string value and every object key inside ``value``."""
+    """Segments for every string value and every object key inside ``value``. Long base64
+    strings that decode to binary (images, audio, encrypted provider state) are no text to scan:
+    their paths go to ``blobs``."""
     out: list[Segment] = []
-    _walk(value, path, role, out, set(), decode_tokens, 0)
+    _walk(value, path, role, out, set(), decode_tokens, 0, blobs if blobs is not None else [])
     return out
 
 
@@ -66,29 +72,37 @@ def _walk(
     covered: set[JsonPath],
     decode_tokens: TokenDecoder | None,
     depth: int,
+    blobs: list[JsonPath],
 ) -> None:
     if depth > MAX_DEPTH:
         raise ParseError(f"{location(path)}: nested too deeply")
     if isinstance(value, str):
         if path not in covered:
-            out.append(string_segment(role, path, value))
+            segment = string_segment(role, path, value)
+            if segment is None:
+                blobs.append(path)
+            else:
+                out.append(segment)
     elif isinstance(value, dict):
         for key, item in value.items():
             out.append(Segment(role, (*path, key), key, "key"))
-            _walk(item, (*path, key), role, out, covered, decode_tokens, depth + 1)
+            _walk(item, (*path, key), role, out, covered, decode_tokens, depth + 1, blobs)
     elif isinstance(value, list):
         if path not in covered and _token_ids(value, path):
             out.append(_tokens(role, path, value, decode_tokens))
             return
         for i, item in enumerate(value):
-            _walk(item, (*path, i), role, out, covered, decode_tokens, depth + 1)
+            _walk(item, (*path, i), role, out, covered, decode_tokens, depth + 1, blobs)
 
 
-def string_segment(role: str, path: JsonPath, value: str) -> Segment:
-    """A segment for a string value: decoded when it is base64 of text, else as it is."""
+def string_segment(role: str, path: JsonPath, value: str) -> Segment | None:
+    """A segment for a string value: decoded when it is base64 of text, as it is when it is
+    plain text, None when it is a long base64 string of binary data."""
     decoded = decode_base64_text(value)
     if decoded is not None:
         return Segment(role, path, decoded, "base64")
+    if is_binary_blob(value):
+        return None
     return Segment(role, path, value)
 
 

@@ -230,3 +230,26 @@ def test_envelope_rewrites_are_written_back():
     assert envelope is not None
     assert KEY not in envelope.path and "key=GEMKEY" in envelope.path
     assert envelope.headers == [("x-note", "n [K]")]
+
+
+def test_binary_base64_is_not_scanned_as_text():
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8).decode()
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}
+                ],
+            }
+        ],
+    }
+    request = Request(
+        "POST", "api.openai.com", "/v1/chat/completions", {}, json.dumps(body).encode()
+    )
+    exchange = ADAPTERS["openai"].parse("openai", request)
+    cover(exchange)
+    assert all(png not in s.text for s in exchange.segments)
+    # on an endpoint no adapter knows, the same value is listed for the unscannable policy
+    assert generic(json.dumps({"image": png}).encode()).unreadable == ["1 binary base64 value(s)"]
