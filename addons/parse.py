@@ -64,7 +64,9 @@ class Parse:
             refuse(flow, transit, 400, Refusal.INVALID_REQUEST, f"invalid request: {exc}", "parse")
             return
         # The path, query string and headers are read too: a provider stores them as well.
-        exchange.segments.extend(envelope_segments(flow.request.path, headers))
+        # A consumer app in `inspect` is a browser session: its cookies are its credentials.
+        session = frozenset({"cookie"}) if transit.entry.kind == "consumer" else frozenset()
+        exchange.segments.extend(envelope_segments(flow.request.path, headers, session))
         transit.envelope = (flow.request.path, headers)
         transit.exchange = exchange
         record = transit.record

@@ -26,7 +26,6 @@ CREDENTIAL_HEADERS = frozenset(
         "x-api-key",
         "api-key",
         "x-goog-api-key",
-        "cookie",
         "x-amz-security-token",
         "x-amz-date",
         "x-amz-content-sha256",
@@ -83,10 +82,13 @@ def normalize_path(raw: str) -> str:
     return decoded
 
 
-def envelope_segments(path: str, headers: Sequence[tuple[str, str]]) -> list[Segment]:
+def envelope_segments(
+    path: str, headers: Sequence[tuple[str, str]], credentials: frozenset[str] = frozenset()
+) -> list[Segment]:
     """Segments for the decoded path, every query key and value, and every header name and
-    value except credentials. Paths: ``()`` for the path, ``(i, 0|1)`` for query pair ``i``'s
-    key or value, ``(i, 0|1)`` for header ``i``'s name or value."""
+    value except credentials (:data:`CREDENTIAL_HEADERS` and ``credentials``, e.g. ``cookie``
+    for a consumer app's browser session). Paths: ``()`` for the path, ``(i, 0|1)`` for query
+    pair ``i``'s key or value, ``(i, 0|1)`` for header ``i``'s name or value."""
     target, _, query = path.partition("?")
     out = [Segment(Role.FIELD, (), unquote(target), "url")]
     for i, (key, value) in enumerate(parse_qsl(query, keep_blank_values=True)):
@@ -95,7 +97,7 @@ def envelope_segments(path: str, headers: Sequence[tuple[str, str]]) -> list[Seg
             out.append(Segment(Role.FIELD, (i, 1), value, "query"))
     for i, (name, value) in enumerate(headers):
         out.append(Segment(Role.FIELD, (i, 0), name, "header"))
-        if name.lower() not in CREDENTIAL_HEADERS:
+        if name.lower() not in CREDENTIAL_HEADERS and name.lower() not in credentials:
             out.append(Segment(Role.FIELD, (i, 1), value, "header"))
     return out
 

@@ -216,7 +216,10 @@ def test_envelope_reads_path_query_and_headers_but_never_credentials():
     segments = envelope_segments(f"/v1/files/{KEY}?key=GEMKEY&q={KEY}", headers)
     texts = [s.text for s in segments]
     assert f"/v1/files/{KEY}" in texts and f"n {KEY}" in texts and KEY in texts
-    assert "GEMKEY" not in texts and f"Bearer {KEY}" not in texts and "s=1" not in texts
+    assert "GEMKEY" not in texts and f"Bearer {KEY}" not in texts
+    assert "s=1" in texts  # a cookie is no credential of an API
+    session = envelope_segments("/", headers, frozenset({"cookie"}))
+    assert "s=1" not in [s.text for s in session]
 
 
 def test_envelope_rewrites_are_written_back():
