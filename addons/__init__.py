@@ -16,6 +16,7 @@ from addons.identify import Identify
 from addons.injection import Injection
 from addons.meter import Meter
 from addons.observe import Observe
+from addons.pac import Pac
 from addons.parse import Parse
 from addons.restore import Restore
 from addons.scope import Scope
@@ -25,6 +26,7 @@ from addons.websocket import Websocket
 from addons.wire import Wire
 
 addons = [
+    Pac(),  # requestheaders: GET /proxy.pac and /wpad.dat addressed to the gateway itself
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
     Observe(),  # next_layer / tcp_*: observed consumer apps relayed undecrypted, measured

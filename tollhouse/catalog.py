@@ -93,6 +93,11 @@ class Catalog:
         names = [h for h, e in self._exact.items() if e.kind == "api"]
         return names + [h for h, e in self._patterns if e.kind == "api"]
 
+    def entries(self) -> tuple[list[tuple[str, HostEntry]], list[tuple[str, HostEntry]]]:
+        """Exact names and patterns with their entries, in the order :meth:`match` tries them
+        (e.g. to write a proxy auto-config file that routes exactly as the catalog matches)."""
+        return list(self._exact.items()), list(self._patterns)
+
 
 def _hosts(doc: PolicyDocument, path: tuple[str | int, ...], value: object) -> list[str]:
     if not isinstance(value, list) or not value:
