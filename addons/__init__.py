@@ -14,6 +14,7 @@ from addons.commit import Commit
 from addons.dlp import Dlp
 from addons.identify import Identify
 from addons.injection import Injection
+from addons.leaf import Leaf
 from addons.meter import Meter
 from addons.observe import Observe
 from addons.pac import Pac
@@ -29,6 +30,7 @@ addons = [
     Pac(),  # requestheaders: GET /proxy.pac and /wpad.dat addressed to the gateway itself
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
+    Leaf(),  # tls_start_client: the client's certificate names only what the CA may vouch for
     Observe(),  # next_layer / tcp_*: observed consumer apps relayed undecrypted, measured
     Identify(),  # http_connect / requestheaders: who, which app, which policy; 407 / 403
     Wire(),  # request: body decoded in full, charset checked, trailers refused

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tollhouse.commands import audit, budget, check, pac, run, scan, shadow
+from tollhouse.commands import audit, budget, ca, check, pac, run, scan, shadow
 
 COMMANDS = {
     "run": run,
@@ -17,6 +17,7 @@ COMMANDS = {
     "scan": scan,
     "budget": budget,
     "shadow": shadow,
+    "ca": ca,
     "pac": pac,
 }
 

@@ -11,6 +11,14 @@ in the certs directory, which is also mitmproxy's ``confdir``:
     key and certificate concatenated (mode 0600): the file mitmproxy loads from its confdir.
 ``mitmproxy-ca-cert.pem``
     the certificate again, under the name mitmproxy's own tooling looks for.
+``ca-chain.pem``
+    only for an imported enterprise intermediate: its issuing certificates. They follow the CA in
+    ``mitmproxy-ca.pem``, and mitmproxy sends them to clients with every leaf.
+
+A CA created here carries critical X.509 Name Constraints (:mod:`tollhouse.nameconstraints`):
+it can vouch only for the catalog's AI domains and the names the operator adds, never for an IP
+address, so a stolen key cannot impersonate a bank. A CA that already exists is reused as it is
+(``tollhouse run`` then refuses one without constraints unless told otherwise).
 
 The CA is RSA 2048, because mitmproxy signs its leaf certificates with the CA's own key and RSA is
 the type every client accepts. Certificates carry Subject and Authority Key Identifiers, which
@@ -26,12 +34,15 @@ import ipaddress
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tollhouse import nameconstraints
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +53,7 @@ CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
 MITMPROXY_CA_FILE = "mitmproxy-ca.pem"  # key + cert, what mitmproxy loads from its confdir
 MITMPROXY_CA_CERT_FILE = "mitmproxy-ca-cert.pem"
+CHAIN_FILE = "ca-chain.pem"  # an imported intermediate's issuers, sent to clients after it
 
 _BACKDATE = datetime.timedelta(days=1)  # tolerate clients whose clock runs a little behind
 
@@ -55,11 +67,14 @@ class UnsafeKeyFileError(CAError, PermissionError):
     """A file holding the CA private key is readable by group or others."""
 
 
-def create_ca(common_name: str, days: int = 3650) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+def create_ca(
+    common_name: str, days: int = 3650, permitted: Sequence[str] | None = None
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     """A new self-signed CA (RSA 2048, SHA-256) valid for ``days`` days.
 
     Extensions: BasicConstraints ca=True (critical), KeyUsage keyCertSign + cRLSign (critical),
-    Subject Key Identifier and a matching Authority Key Identifier.
+    Subject Key Identifier and a matching Authority Key Identifier; with ``permitted`` (DNS
+    subtrees), Name Constraints (critical) permitting only those and excluding every IP address.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
@@ -70,7 +85,7 @@ def create_ca(common_name: str, days: int = 3650) -> tuple[x509.Certificate, rsa
     )
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -97,9 +112,12 @@ def create_ca(common_name: str, days: int = 3650) -> tuple[x509.Certificate, rsa
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
-        .sign(key, hashes.SHA256())
     )
-    return cert, key
+    if permitted is not None:
+        # Critical: a client that cannot enforce the constraints must reject the CA, not ignore
+        # them (RFC 5280 4.2.1.10).
+        builder = builder.add_extension(nameconstraints.build(permitted), critical=True)
+    return builder.sign(key, hashes.SHA256()), key
 
 
 def issue_certificate(
@@ -161,12 +179,16 @@ def certificate_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def private_key_pem(key: PrivateKey) -> bytes:
-    """The private key in unencrypted PKCS#8 PEM. Write it only to a 0600 file."""
+def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """The private key in PKCS#8 PEM, encrypted with ``passphrase`` if given. Write it only to a
+    0600 file."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 
@@ -175,11 +197,14 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def ensure_interception_ca(certs_dir: Path) -> Path:
+def ensure_interception_ca(
+    certs_dir: Path, permitted: Sequence[str] | None = None, passphrase: bytes | None = None
+) -> Path:
     """Make sure ``certs_dir`` holds the interception CA and return the path of ``ca.pem``.
 
     On first use this creates the directory (mode 0700) and a new "Tollhouse Interception CA",
-    and writes ``ca.pem``, ``ca-key.pem`` (0600), ``mitmproxy-ca.pem`` (0600) and
+    name-constrained to ``permitted`` when given (its key encrypted with ``passphrase``), and
+    writes ``ca.pem``, ``ca-key.pem`` (0600), ``mitmproxy-ca.pem`` (0600) and
     ``mitmproxy-ca-cert.pem``. Later calls reuse what is there and never overwrite a CA: missing
     mitmproxy files are derived from ``ca.pem`` + ``ca-key.pem``, and a directory that holds only
     mitmproxy's own ``mitmproxy-ca.pem`` is adopted as is.
@@ -201,9 +226,9 @@ def ensure_interception_ca(certs_dir: Path) -> Path:
             _check_private(path)
 
     if ca_path.exists() or key_path.exists():
-        cert, key = _load_pair(ca_path, key_path)
+        cert, key = _load_pair(ca_path, key_path, passphrase)
         if mitm_path.exists():
-            mitm_cert, _ = _load_combined(mitm_path)
+            mitm_cert, _ = _load_combined(mitm_path, passphrase)
             if mitm_cert.fingerprint(hashes.SHA256()) != cert.fingerprint(hashes.SHA256()):
                 raise CAError(
                     f"{mitm_path} holds a different CA than {ca_path}: clients would trust one "
@@ -211,17 +236,20 @@ def ensure_interception_ca(certs_dir: Path) -> Path:
                     f"rebuilt from {ca_path} and {key_path}."
                 )
     elif mitm_path.exists():
-        cert, key = _load_combined(mitm_path)
+        cert, key = _load_combined(mitm_path, passphrase)
         logger.info("adopting the existing mitmproxy CA in %s (%s)", mitm_path, fingerprint(cert))
     else:
-        cert, key = create_ca(INTERCEPTION_CA_NAME)
+        cert, key = create_ca(INTERCEPTION_CA_NAME, permitted=permitted)
         logger.info("created the interception CA %s (%s)", ca_path, fingerprint(cert))
 
     # Key-bearing files first, ca.pem last: ca.pem appearing means the CA is complete.
     if not key_path.exists():
-        _write_new(key_path, private_key_pem(key), 0o600)
+        _write_new(key_path, private_key_pem(key, passphrase), 0o600)
     if not mitm_path.exists():
-        _write_new(mitm_path, private_key_pem(key) + certificate_pem(cert), 0o600)
+        chain = certs_dir / CHAIN_FILE
+        issuers = chain.read_bytes() if chain.exists() else b""
+        combined = private_key_pem(key, passphrase) + certificate_pem(cert) + issuers
+        _write_new(mitm_path, combined, 0o600)
     if not mitm_cert_path.exists():
         _write_new(mitm_cert_path, certificate_pem(cert), 0o644)
     if not ca_path.exists():
@@ -246,7 +274,9 @@ def _check_private(path: Path) -> None:
         )
 
 
-def _load_pair(ca_path: Path, key_path: Path) -> tuple[x509.Certificate, PrivateKey]:
+def _load_pair(
+    ca_path: Path, key_path: Path, passphrase: bytes | None = None
+) -> tuple[x509.Certificate, PrivateKey]:
     for path, other in ((ca_path, key_path), (key_path, ca_path)):
         if not path.exists():
             raise CAError(
@@ -257,27 +287,35 @@ def _load_pair(ca_path: Path, key_path: Path) -> tuple[x509.Certificate, Private
         cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
     except ValueError as e:
         raise CAError(f"{ca_path} is not a PEM certificate: {e}") from e
-    key = _load_key(key_path)
+    key = load_key(key_path, passphrase)
     _check_match(cert, key, key_path)
     return cert, key
 
 
-def _load_combined(path: Path) -> tuple[x509.Certificate, PrivateKey]:
+def _load_combined(
+    path: Path, passphrase: bytes | None = None
+) -> tuple[x509.Certificate, PrivateKey]:
     raw = path.read_bytes()
     try:
         cert = x509.load_pem_x509_certificates(raw)[0]
     except ValueError as e:
         raise CAError(f"{path} holds no PEM certificate: {e}") from e
-    key = _load_key(path)
+    key = load_key(path, passphrase)
     _check_match(cert, key, path)
     return cert, key
 
 
-def _load_key(path: Path) -> PrivateKey:
+def load_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
+    """The PEM private key in ``path`` (decrypted with ``passphrase``); raises CAError."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as e:
-        raise CAError(f"{path} holds no unencrypted PEM private key: {e}") from e
+        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+    except TypeError:
+        # Encrypted without a passphrase given, or a passphrase for an unencrypted key.
+        need = "no passphrase" if passphrase else "a passphrase (--passphrase-env VAR)"
+        raise CAError(f"{path}: the CA key needs {need}") from None
+    except ValueError:
+        # cryptography's message could say more than a log line should; name the file only.
+        raise CAError(f"{path} holds no PEM private key this passphrase opens") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CAError(f"{path}: the CA key must be RSA or EC, not {type(key).__name__}")
     return key
