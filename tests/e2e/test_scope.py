@@ -105,8 +105,12 @@ def test_gateway_ca_key_is_private(gateway):
 
 
 def test_reverse_mode_serves_a_provider_at_the_gateways_own_address(tmp_path, fake_provider):
-    from tests.e2e.conftest import start_gateway, stop
+    from tests.e2e.conftest import ROOT, start_gateway, stop
+    from tollhouse.cli import main
 
+    # Clients name the gateway itself: its CA must be allowed to vouch for that name.
+    ca = ["ca", "init", "--rules", str(ROOT / "rules"), "--certs", str(tmp_path / "certs")]
+    assert main([*ca, "--permit", "localhost"]) == 0
     gateway, proc = start_gateway(
         tmp_path, fake_provider, extra_args=["--mode", "reverse:https://api.openai.com"]
     )

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from tollhouse.audit.writer import private_data_dir
-from tollhouse.pki import ensure_interception_ca
-from tollhouse.rulecheck import first_error
+from tollhouse.commands.ca import passphrase_from_env, permitted_names
+from tollhouse.pki import CAError, ensure_interception_ca
+from tollhouse.rulecheck import ca_problem, first_error, weakening_option
 from tollhouse.upstreams import parse_upstreams
 
 MODES = ("regular", "transparent", "reverse:URL", "upstream:URL", "wireguard")
@@ -38,6 +39,12 @@ def add_parser(
         default="embedded",
         help="where budget spend lives: embedded (under --data) or redis://host:port/db",
     )
+    p.add_argument(
+        "--allow-unconstrained-ca",
+        action="store_true",
+        help="sign with a CA that has no name constraints (it could vouch for any site)",
+    )
+    p.add_argument("--passphrase-env", metavar="VAR", help="variable holding the CA passphrase")
 
 
 def addon_chain() -> Path:
@@ -47,7 +54,7 @@ def addon_chain() -> Path:
     return Path(addons.__file__).resolve()
 
 
-def mitmproxy_args(args: argparse.Namespace) -> list[str]:
+def mitmproxy_args(args: argparse.Namespace, passphrase: bytes | None = None) -> list[str]:
     """The mitmproxy command line for these options."""
     out = [
         "-s",
@@ -75,6 +82,9 @@ def mitmproxy_args(args: argparse.Namespace) -> list[str]:
         out += ["--set", f"tollhouse_upstream_ca={args.upstream_ca.resolve()}"]
     if args.state not in ("", "embedded"):
         out += ["--set", f"tollhouse_state={args.state}"]
+    if passphrase:
+        # In-process arguments, not a command line other users could read.
+        out += ["--set", f"cert_passphrase={passphrase.decode()}"]
     return out
 
 
@@ -128,16 +138,24 @@ def main(args: argparse.Namespace) -> int:
     if error := first_error(args.rules):
         print(f"tollhouse run: {error} (tollhouse check lists every file)", file=sys.stderr)
         return 2
-    problem = check_mode(args.mode, args.host, args.port) or (
-        check_upstream_ca(args.upstream_ca) if args.upstream_ca else None
+    problem = (
+        check_mode(args.mode, args.host, args.port)
+        or (check_upstream_ca(args.upstream_ca) if args.upstream_ca else None)
+        or weakening_option(args.certs)
     )
     if problem:
         print(f"tollhouse run: {problem}", file=sys.stderr)
         return 2
     try:
-        ca = ensure_interception_ca(args.certs)
-    except (OSError, ValueError) as exc:
-        print(f"tollhouse run: {exc}", file=sys.stderr)
+        passphrase = passphrase_from_env(args.passphrase_env)
+        # A new CA is name-constrained to the catalog; an existing one is reused as it is.
+        permitted, _ = permitted_names(args.rules, [])
+        ca = ensure_interception_ca(args.certs, permitted, passphrase)
+        problem = ca_problem(args.certs, allow_unconstrained=args.allow_unconstrained_ca)
+    except (OSError, ValueError, CAError) as exc:
+        problem = str(exc)
+    if problem:
+        print(f"tollhouse run: {problem}", file=sys.stderr)
         return 2
     private_data_dir(args.data)
     print(
@@ -149,4 +167,4 @@ def main(args: argparse.Namespace) -> int:
     from mitmproxy.tools import main as mitmproxy_main
 
     run = mitmproxy_main.mitmweb if args.web else mitmproxy_main.mitmdump
-    return int(run(mitmproxy_args(args)) or 0)
+    return int(run(mitmproxy_args(args, passphrase)) or 0)
