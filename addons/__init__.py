@@ -12,9 +12,11 @@ from addons.audit import Audit
 from addons.budget import Budget
 from addons.commit import Commit
 from addons.dlp import Dlp
+from addons.health import Health
 from addons.identify import Identify
 from addons.injection import Injection
 from addons.leaf import Leaf
+from addons.lifecycle import Lifecycle
 from addons.meter import Meter
 from addons.observe import Observe
 from addons.pac import Pac
@@ -27,6 +29,7 @@ from addons.websocket import Websocket
 from addons.wire import Wire
 
 addons = [
+    Health(),  # requestheaders: GET /healthz addressed to the gateway itself
     Pac(),  # requestheaders: GET /proxy.pac and /wpad.dat addressed to the gateway itself
     Scope(),  # tls_clienthello / requestheaders: decrypt only AI hosts
     Upstream(),  # server_connect: optional address overrides, TLS still verified
@@ -44,4 +47,5 @@ addons = [
     Settle(),  # responseheaders / response / error: usage, cost
     Restore(),  # responseheaders / response: redacted values put back for the client
     Audit(),  # response / error: one row per exchange, written asynchronously
+    Lifecycle(),  # SIGHUP reload, SIGTERM drain; last, so an exchange ends after its audit row
 ]
