@@ -130,7 +130,12 @@ def _create(args: argparse.Namespace, rotating: bool) -> int:
         print("when every client has it: tollhouse ca rotate --promote, then restart the gateway")
     else:
         print(f"CA {args.certs / pki.CA_CERT_FILE} ({pki.fingerprint(cert)})")
-        print(f"clients must trust {args.certs / pki.CA_CERT_FILE}")
+        chain = castore.describe(args.certs).chain
+        if chain:
+            root = chain[-1].subject.rfc4514_string()
+            print(f"clients must trust the chain's root ({root}); the gateway sends the rest")
+        else:
+            print(f"clients must trust {args.certs / pki.CA_CERT_FILE}")
     return 0
 
 
