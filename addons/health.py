@@ -46,7 +46,11 @@ def addressed_to_gateway(flow: http.HTTPFlow) -> bool:
     sockname = flow.client_conn.sockname
     if flow.client_conn.tls or request.scheme != "http" or request.method == "CONNECT":
         return False
-    if not sockname or request.port != sockname[1]:
+    if not sockname:
+        return False
+    # A Host without a port (a balancer's check: `Host: 10.0.0.5`) names this gateway too.
+    host_header = (request.host_header or "").rsplit("]", 1)[-1]
+    if request.port != sockname[1] and ":" in host_header:
         return False
     own = _own_names() | {_plain(sockname[0]), _plain(ctx.options.listen_host or "")}
     return _plain(request.host) in own - {""}
