@@ -5,10 +5,10 @@ with their own CA bundles read.
 
 .DESCRIPTION
 Adds each certificate of the CA file to the machine's Trusted Root store (certutil -addstore -f
-Root; needs an elevated prompt) or, with -CurrentUser, to the user's store. Edge, Chrome and
-Firefox (which imports enterprise roots on Windows by default) then trust the gateway. Runtimes
-that carry their own bundle need environment variables; -Bundle writes a combined bundle (the
-Windows roots plus this CA) for those that replace their roots.
+Root; needs an elevated prompt) or, with -CurrentUser, to the user's store. Edge and Chrome
+then trust the gateway; Firefox does when its Certificates policy sets ImportEnterpriseRoots.
+Runtimes that carry their own bundle need environment variables; -Bundle writes a combined
+bundle (the Windows roots plus this CA) for those that replace their roots.
 
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File scripts\install-ca.ps1 -CaFile certs\ca.pem -DryRun
