@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import RegularMode, UpstreamMode
 
-from addons._flow import described
+from addons._flow import described, fail_closed, transit_of
 from tollhouse.catalog import Catalog
 from tollhouse.pac import CONTENT_TYPE, pac_file, proxy_address
 
@@ -46,8 +46,13 @@ class Pac:
             except ValueError as exc:
                 raise exceptions.OptionsError(f"tollhouse_pac_proxy: {exc}") from None
 
+    @fail_closed("pac")
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or not addressed_to_gateway(flow):
+        # A flow with a transit is an AI exchange (should a reordered chain put scope first):
+        # never a PAC fetch.
+        if flow.response or flow.error or not flow.live or transit_of(flow):
+            return
+        if not addressed_to_gateway(flow):
             return
         try:
             flow.response = self._answer(flow)
