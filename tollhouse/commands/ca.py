@@ -147,9 +147,10 @@ def _rotate(args: argparse.Namespace) -> int:
     if not args.promote:
         return _create(args, rotating=True)
     cert = castore.promote(args.certs)
-    print(f"CA {args.certs / pki.CA_CERT_FILE} is now the next one ({pki.fingerprint(cert)})")
-    print(f"the old one is in {args.certs / castore.PREVIOUS_DIR}; restart the gateway to sign")
-    print(f"with the new CA; clients trusting {args.certs / castore.BUNDLE_FILE} keep working")
+    print(f"{args.certs / pki.CA_CERT_FILE} is now the new CA ({pki.fingerprint(cert)})")
+    print(f"the old one (and its key, for a rollback) is in {args.certs / castore.PREVIOUS_DIR}")
+    print("restart the gateway to sign with the new CA; clients that trust")
+    print(f"{args.certs / castore.BUNDLE_FILE} keep working; remove the old CA from them later")
     return 0
 
 
