@@ -18,7 +18,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from addons._flow import described
+from addons._flow import described, fail_closed, transit_of
 
 log = logging.getLogger("tollhouse.health")
 PATHS = ("/healthz", "/health")
@@ -57,8 +57,10 @@ def addressed_to_gateway(flow: http.HTTPFlow) -> bool:
 
 
 class Health:
+    @fail_closed("health")
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
+        # A flow with a transit is an AI exchange (should a reordered chain put scope first).
+        if flow.response or flow.error or not flow.live or transit_of(flow):
             return
         if flow.request.method not in ("GET", "HEAD") or flow.request.path.split("?")[0] not in (
             PATHS
