@@ -229,6 +229,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         for ns in (CLIENT, ROUTER, NET):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(etc, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            etc.parent.rmdir()  # /etc/netns, when this test created it
 
 
 def client(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
