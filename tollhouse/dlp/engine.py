@@ -25,10 +25,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tollhouse.dlp.ner import NER_DETECTOR, NerRecognizer
-from tollhouse.dlp.prefilter import Scan, build_prefilter, max_width, token_runs
+from tollhouse.dlp.prefilter import Scan, build_prefilter, max_width, pattern_width, token_runs
 from tollhouse.dlp.recognizers import NUMBER_TRIGGER, TOKEN_TRIGGER, Rule
 from tollhouse.dlp.validators import is_hash_like
 from tollhouse.normalize import normalize
+from tollhouse.slices import finditer as bounded_finditer
+from tollhouse.slices import search as bounded_search
 
 __all__ = ["Detection", "Detector"]
 
@@ -39,6 +41,8 @@ _CONTEXT_BEFORE, _CONTEXT_AFTER = 80, 30
 _CONTEXT_BOOST = 0.35  # presidio's default context similarity factor
 _MIN_SCORE_WITH_CONTEXT = 0.4
 _END_SLACK = 16  # chars past a prefilter match end that the window keeps, for lookaheads
+_LOOK_SLACK = 64  # chars a slice keeps past the longest match, for lookaheads and \\b
+_UNBOUNDED = 1024  # what a slice lets an unbounded pattern (or trigger) reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,13 @@ class Detector:
             (ri, pi): max_width(p) or 0
             for ri in covered
             for pi, (p, _) in enumerate(self.rules[ri].patterns)
+        }
+        # How far one regex call may read past where a match starts: the longest match plus
+        # lookahead slack, so that bounding the call never changes what it finds.
+        self._reach = {
+            id(p): _reach(p, r.right if r.anchored else _UNBOUNDED)
+            for r in self.rules
+            for p, _ in r.patterns
         }
 
     def _live(self, rule: Rule) -> Rule:
@@ -165,13 +176,13 @@ class Detector:
         if trigger == TOKEN_TRIGGER and text.isascii():
             yield from token_runs(text)
             return
-        if kind == "re":
-            for m in self._regex[trigger].finditer(text):
+        if kind == "re":  # in slices: a long digit run comes back in pieces, windows rejoin them
+            for m in bounded_finditer(self._regex[trigger], text, overlap=_UNBOUNDED):
                 yield m.span()
             return
         haystack = text if kind == "lit" else lower
         if haystack is None:  # lowercasing changed offsets (rare non-ASCII): use a regex
-            for m in re.finditer(re.escape(needle), text, re.IGNORECASE):
+            for m in bounded_finditer(re.compile(re.escape(needle), re.IGNORECASE), text):
                 yield m.span()
             return
         i = haystack.find(needle)
@@ -219,7 +230,8 @@ class Detector:
             for key, ends in scan.ends.items():
                 rule = self.rules[key[0]]
                 pattern, base = rule.patterns[key[1]]
-                for m in _matches_ending(text, pattern, self._widths[key], ends):
+                reach = self._reach[id(pattern)]
+                for m in _matches_ending(text, pattern, self._widths[key], ends, reach):
                     self._keep(best, text, rule, m, base)
         lowered: str | None = None
         if scan is None and any(t.startswith("kw:") for t in by_trigger):
@@ -240,9 +252,35 @@ class Detector:
             if not hits:
                 continue
             for rule in rules:
+                if rule.anchored:
+                    self._anchored(best, text, hits, rule)
+                    continue
                 for m, base in self._matches(text, hits, rule, cache):
                     self._keep(best, text, rule, m, base)
         return list(best.values())
+
+    def _anchored(
+        self,
+        best: dict[tuple[str, int, int], Detection],
+        text: str,
+        hits: list[tuple[int, int, int]],
+        rule: Rule,
+    ) -> None:
+        """One bounded match per hit where the match starts at the trigger. A hit inside a
+        value this rule already found is skipped: "password=" repeated, or a PEM body full of
+        "-----BEGIN", costs one match per finding, not one per occurrence."""
+        n = len(text)
+        covered = -1
+        for hs, _, _ in hits:
+            if hs < covered:
+                continue
+            for pattern, base in rule.patterns:
+                m = pattern.match(text, hs, min(n, hs + self._reach[id(pattern)]))
+                if m is None:
+                    continue
+                d = self._keep(best, text, rule, m, base)
+                if d is not None:
+                    covered = max(covered, m.end())
 
     def _keep(
         self,
@@ -251,14 +289,15 @@ class Detector:
         rule: Rule,
         m: re.Match[str],
         base: float,
-    ) -> None:
+    ) -> Detection | None:
         """Confirm ``m``; keep it unless the same rule already found the span with more score."""
         d = self._confirm(text, rule, m, base)
         if d is None:
-            return
+            return None
         key = (rule.name, d.start, d.end)
         if key not in best or best[key].score < d.score:
             best[key] = d
+        return d
 
     def _matches(
         self,
@@ -267,13 +306,6 @@ class Detector:
         rule: Rule,
         cache: dict[tuple[int, ...], list[tuple[int, int]]],
     ) -> Iterator[tuple[re.Match[str], float]]:
-        if rule.anchored:  # the match starts at the trigger: one anchored match per hit
-            for hs, _, _ in hits:
-                for pattern, base in rule.patterns:
-                    m = pattern.match(text, hs)
-                    if m is not None:
-                        yield m, base
-            return
         shape = (
             id(hits),
             rule.left,
@@ -287,10 +319,11 @@ class Detector:
         if windows is None:
             windows = cache[shape] = self._windows(text, hits, rule)
         for ws, we in windows:
-            if rule.prefilter is not None and rule.prefilter.search(text, ws, we) is None:
+            if rule.prefilter is not None and bounded_search(rule.prefilter, text, ws, we) is None:
                 continue
             for pattern, base in rule.patterns:
-                for m in pattern.finditer(text, ws, we):
+                reach = self._reach[id(pattern)]
+                for m in bounded_finditer(pattern, text, ws, we, overlap=reach):
                     yield m, base
 
     def _confirm(self, text: str, rule: Rule, m: re.Match[str], base: float) -> Detection | None:
@@ -356,8 +389,15 @@ def _best_score(score: float, context: bool) -> float:
     return score
 
 
+def _reach(pattern: re.Pattern[str], fallback: int) -> int:
+    """Characters one call matching ``pattern`` may read: its widest match (or ``fallback``
+    when it has no bound) plus slack for lookaheads and word boundaries."""
+    width = pattern_width(pattern)
+    return (width if width is not None else max(fallback, _UNBOUNDED)) + _LOOK_SLACK
+
+
 def _matches_ending(
-    text: str, pattern: re.Pattern[str], width: int, ends: list[int]
+    text: str, pattern: re.Pattern[str], width: int, ends: list[int], reach: int
 ) -> Iterator[re.Match[str]]:
     """Matches of ``pattern`` that end at one of ``ends`` (sorted), as a full finditer finds them.
 
@@ -375,7 +415,7 @@ def _matches_ending(
         if e is not None and e - width <= we:  # the word tail reaches the next end's window
             we = e + _END_SLACK
             continue
-        for m in pattern.finditer(text, ws, we):
+        for m in bounded_finditer(pattern, text, ws, we, overlap=reach):
             if m.end() in real:
                 yield m
         if e is not None:

@@ -41,12 +41,14 @@ __all__ = [
     "available",
     "build_prefilter",
     "max_width",
+    "pattern_width",
     "token_runs",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_WIDTH = 512  # longer (or unbounded) patterns keep trigger windows
+_UNBOUNDED_WIDTH = 1 << 20  # what re's parser reports for "*" and "+" is far above this
 # Python-only or differently-meaning syntax: "{,n}" is a literal in PCRE, "[:alpha:]" a class,
 # "\Z" differs at a final newline, \N \p \u are Python escapes. Such patterns stay in Python.
 _NOT_PCRE = re.compile(r"\{,|\[:|\\[ZzNpPuUx]|\(\?[#x]|\(\?[aLu]")
@@ -74,6 +76,17 @@ def max_width(pattern: Any) -> int | None:
     except Exception:
         return None
     return high if low > 0 and high <= MAX_WIDTH else None
+
+
+def pattern_width(pattern: Any) -> int | None:
+    """Most characters a match of ``pattern`` can span, however many; None when unbounded."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        _, high = _parser.parse(pattern.pattern, pattern.flags).getwidth()
+    except Exception:
+        return None
+    return high if high < _UNBOUNDED_WIDTH else None
 
 
 def _hs_flags(flags: int) -> int:
