@@ -18,6 +18,8 @@ import re
 import unicodedata
 from functools import cache
 
+from tollhouse import slices
+
 __all__ = [
     "Skeleton",
     "despace",
@@ -53,12 +55,14 @@ _CONFUSABLES: dict[str, str] = {
 
 # Scripts whose words go through the per-word confusable fold.
 _FOREIGN_LETTER = re.compile(r"[\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u1d00-\u1d2b\ua730-\ua7ff]")
+# Whole words holding one such letter, tried at word starts only: "\w*[...]" tried at every
+# position of a long Latin word would re-read the word from each (quadratic).
 _FOREIGN_WORD = re.compile(
-    r"\w*[\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u1d00-\u1d2b\ua730-\ua7ff]\w*"
+    r"(?<!\w)(?=\w*[\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u1d00-\u1d2b\ua730-\ua7ff])\w+"
 )
 _LATIN_ACCENTED = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
 _SPACED_RUN = re.compile(r"(?<!\w)(?:\w[ ._*/\-]{1,2}){5,}\w(?!\w)")
-_SPACED_SEP = re.compile(r"[ ._*/\-]")
+_SPACED_DROP = str.maketrans(dict.fromkeys(" ._*/-"))
 
 _LEET_I = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
                          "$": "s", "!": "i", "|": "l"})  # fmt: skip
@@ -152,8 +156,23 @@ def leet_views(skel: str) -> list[str]:
 
 
 def despace(skel: str) -> list[str]:
-    """Runs of single letters spaced apart (``i g n o r e``), each joined into one word."""
-    return [_SPACED_SEP.sub("", m.group()) for m in _SPACED_RUN.finditer(skel)]
+    """Runs of single letters spaced apart (``i g n o r e``), each joined into one word.
+
+    The runs are found in bounded slices (a megabyte of ``1 2 3`` is one run, and one regex
+    call over it would hold the GIL throughout); a run the slicing cut comes back in pieces two
+    separator characters apart at most, which are joined again.
+    """
+    runs: list[str] = []
+    last = -1
+    for m in slices.finditer(_SPACED_RUN, skel):
+        joined = m.group().translate(_SPACED_DROP)
+        gap = skel[last : m.start()] if last >= 0 else "x"
+        if runs and len(gap) <= 2 and not gap.translate(_SPACED_DROP):
+            runs[-1] += joined
+        else:
+            runs.append(joined)
+        last = m.end()
+    return runs
 
 
 def rot13(text: str) -> str:

@@ -21,6 +21,7 @@ import itertools
 import operator
 import re
 
+from tollhouse import slices
 from tollhouse.injection.anchors import KEY_LENGTH, Anchor, anchors
 from tollhouse.injection.fold import despace, leet_views, leet_word, rot13, skeleton
 from tollhouse.injection.patterns import loosen, squeeze
@@ -42,7 +43,15 @@ _NON_ALNUM = re.compile(r"[^\w]+")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _B64_TOKEN = re.compile(r"[a-z0-9+/_-]+={0,2}")
 _HEX_TOKEN = re.compile(r"(?:\\x[0-9a-f]{2})+|(?:[0-9a-f]{2})+")
-_NEWLINE_FLOOD = re.compile(r"(?:[ \t]*\n){%d,}")
+# A flood starts where a run of blanks starts: without the lookbehind, a long run of spaces
+# between two newlines is re-read from each of its positions (quadratic).
+_NEWLINE_FLOOD = re.compile(r"(?<![ \t])(?:[ \t]*\n){%d,}")
+# How far one anchored match may read: an injection phrase is a sentence, not a chapter, and
+# a bound keeps one regex call (which holds the GIL) short whatever the rule.
+_MATCH_REACH = 4096
+_SPLIT_PIECE = 16384
+_SPACED_REACH = 256  # a spaced-out instruction is a sentence: "i g n o r e  a l l ..."
+_FLOOD_REACH = 8192  # a newline flood of blank lines padded with spaces is still one
 
 
 def _words(skel: str) -> list[str]:
@@ -57,7 +66,11 @@ def _keys(uniq: set[str]) -> set[str]:
     parts = set(uniq)
     for w in uniq:
         if not w.isalnum():
-            parts.update(p for p in _NON_ALNUM.split(w) if p)
+            # A long word is split in overlapping pieces (one split of a megabyte holds the
+            # GIL throughout); the overlap keeps every part's first KEY_LENGTH characters.
+            for i in range(0, len(w), _SPLIT_PIECE):
+                piece = w[i : i + _SPLIT_PIECE + KEY_LENGTH]
+                parts.update(p for p in _NON_ALNUM.split(piece) if p)
     keys = {w[:KEY_LENGTH] for w in parts}
     keys.update({w[:4] for w in parts})
     keys.update({w[:3] for w in parts})
@@ -87,7 +100,7 @@ class Matcher:
         self._keyed: dict[str, set[str]] = {}  # word key → literals
         self._heads: dict[str, set[str]] = {}  # first characters → literals found without a key
         self._unanchored: list[int] = []  # patterns with no literal start: full search
-        squeezed: list[str] = []
+        self._squeezed: list[re.Pattern[str]] = []  # per pattern, for the spaced-letters view
         for i, rule in enumerate(rules):
             if rule.detector:
                 self._det.setdefault(rule.detector, []).append(i)
@@ -96,7 +109,7 @@ class Matcher:
                 source = loosen(pattern)
                 self._pats.append(re.compile(source, re.MULTILINE))
                 self._pat_rule.append(i)
-                squeezed.append(f"(?P<p{pid}>{squeeze(pattern)})")
+                self._squeezed.append(re.compile(squeeze(pattern)))
                 found: list[Anchor] | None = anchors(source)
                 if found is None:
                     self._unanchored.append(pid)
@@ -120,7 +133,7 @@ class Matcher:
         self._first_chars: dict[str, list[str]] = {}
         for head in sorted(self._heads):
             self._first_chars.setdefault(head[0], []).append(head)
-        self._squeezed = re.compile("|".join(squeezed)) if squeezed else None
+        self._spaced_heads, self._spaced_unanchored = self._spaced_index()
         self._rot_triggers = frozenset(
             rot13(t.lower()).split()[0]
             for i in self.det("rot13")
@@ -160,20 +173,58 @@ class Matcher:
         if self.det("leetspeak") and self._looks_leet(uniq):
             for view in leet_views(sk):
                 self._rules(view, set(_words(view)), hits, "leetspeak")
-        if (
-            self.det("spaced_letters")
-            and self._squeezed is not None
-            and _has_spaced_run(words, uniq)
-        ):
+        if self.det("spaced_letters") and self._squeezed and _has_spaced_run(words, uniq):
             for run in despace(sk):
-                for m in self._squeezed.finditer(run):
-                    self._hit(
-                        self._pat_rule[int((m.lastgroup or "p0")[1:])], "spaced_letters", hits
-                    )
+                self._spaced_run(run, hits)
         if self._rot_triggers and not self._rot_triggers.isdisjoint(uniq):
             view = rot13(sk)
             self._rules(view, set(_words(view)), hits, "rot13")
         return hits
+
+    def _spaced_index(self) -> tuple[dict[str, tuple[re.Pattern[str], list[int]]], list[int]]:
+        """Squeezed patterns by the first two characters of their literal starts.
+
+        A joined run (``ignoreallprevious``) has no words to look anchors up by, and one
+        alternation of every pattern tried at each of its positions costs ~25 us a character:
+        seconds for a long run of spaced digits. ``str.find`` of ~200 two-letter heads is
+        C speed; patterns are matched only where their head occurs.
+        """
+        by_head: dict[str, set[int]] = {}
+        unanchored: list[int] = []
+        for pid, pattern in enumerate(self._squeezed):
+            found = anchors(pattern.pattern)
+            if found is None:
+                unanchored.append(pid)
+                continue
+            for a in found:
+                by_head.setdefault(a.literal[:2], set()).add(pid)
+        heads = {
+            head: (
+                re.compile("|".join(f"(?:{self._squeezed[p].pattern})" for p in sorted(pids))),
+                sorted(pids),
+            )
+            for head, pids in by_head.items()
+        }
+        return heads, unanchored
+
+    def _spaced_run(self, run: str, hits: Match) -> None:
+        """Rules matching a joined run of spaced-out letters (the ``spaced_letters`` view)."""
+        via = "spaced_letters"
+        for head, (combined, pids) in self._spaced_heads.items():
+            pending = [p for p in pids if self._pat_rule[p] not in hits]
+            pos = run.find(head) if pending else -1
+            while pos != -1:
+                if combined.match(run, pos, pos + _SPACED_REACH):
+                    for pid in pending:
+                        if self._squeezed[pid].match(run, pos, pos + _SPACED_REACH):
+                            self._hit(self._pat_rule[pid], via, hits)
+                    pending = [p for p in pending if self._pat_rule[p] not in hits]
+                    if not pending:
+                        break
+                pos = run.find(head, pos + 1)
+        for pid in self._spaced_unanchored:
+            if self._pat_rule[pid] not in hits and slices.search(self._squeezed[pid], run):
+                self._hit(self._pat_rule[pid], via, hits)
 
     def _hit(self, i: int, via: str, hits: Match) -> None:
         """Record rule ``i``; a hit first seen in a decoded view also fires that view's detector."""
@@ -196,7 +247,7 @@ class Matcher:
                 if head in sk:
                     self._at(sk, head, self._head_re[head], hits, via, word=False)
         for pid in self._unanchored:
-            if self._pat_rule[pid] not in hits and self._pats[pid].search(sk):
+            if self._pat_rule[pid] not in hits and slices.search(self._pats[pid], sk):
                 self._hit(self._pat_rule[pid], via, hits)
 
     def _at(
@@ -221,11 +272,11 @@ class Matcher:
         while pos != -1:
             # A word-led anchor must start a word; checking that here saves most matches.
             if not (word and pos and sk[pos - 1].isalnum()) and (
-                len(pending) < len(pids) or combined.match(sk, pos)
+                len(pending) < len(pids) or combined.match(sk, pos, pos + _MATCH_REACH)
             ):
                 for pid in pending:
                     rule = self._pat_rule[pid]
-                    if rule not in hits and self._pats[pid].match(sk, pos):
+                    if rule not in hits and self._pats[pid].match(sk, pos, pos + _MATCH_REACH):
                         self._hit(rule, via, hits)
                 pending = [pid for pid in pending if self._pat_rule[pid] not in hits]
                 if not pending:
@@ -260,7 +311,7 @@ class Matcher:
             if any(w == w[0] * len(w) for w in flood) or (
                 self._newline_re is not None
                 and sk.count("\n") >= self.rules[i].params["min_newlines"]
-                and self._newline_re.search(norm)
+                and slices.search(self._newline_re, norm, overlap=_FLOOD_REACH)
             ):
                 hits.setdefault(i, "")
         if not long_words or not (self.det("base64") or self.det("hex")) or depth >= _MAX_DEPTH:
@@ -285,7 +336,12 @@ class Matcher:
                 payload = decode_base64(token)
             else:
                 found = next(
-                    (m.group() for m in _B64.finditer(norm) if m.group().lower() == w), None
+                    (
+                        m.group()
+                        for m in slices.finditer(_B64, norm, overlap=len(w) + 8)
+                        if m.group().lower() == w
+                    ),
+                    None,
                 )
                 payload = decode_base64(found) if found else None
             if payload:

@@ -65,9 +65,16 @@ def loosen(pattern: str) -> str:
     return _rewrite(pattern, r"\s+", r"\b")
 
 
+# "(?:\w+ ){0,3}?" squeezed is "(?:\w+(?:)){0,3}?": up to three runs of letters with nothing
+# between them, which a joined run can split in O(n^3) ways before a match fails ("ignore"
+# spaced out a hundred times took minutes). With no spaces left it means "any letters", so it
+# becomes "\w*?": the same strings match, in linear time per try.
+_WORD_RUNS = re.compile(r"\(\?:(\[[^\]]*\]|\\w)\+\(\?:\)\)(?:\{0,\d+\}|\?)")
+
+
 def squeeze(pattern: str) -> str:
     """Regex source for joined spaced-out letters: spaces and word boundaries vanish."""
-    return _rewrite(pattern, "(?:)", "(?:)")
+    return _WORD_RUNS.sub(lambda m: m.group(1) + "*", _rewrite(pattern, "(?:)", "(?:)"))
 
 
 def _starts_with_open_run(items: list[tuple[Any, Any]]) -> bool:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -197,10 +199,17 @@ class _Counting:
     def __init__(self, pattern: re.Pattern[str], counter: list[int]) -> None:
         self._p, self._n, self.pattern = pattern, counter, pattern.pattern
 
-    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
-        m = self._p.match(text, pos)
+    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        m = self._p.match(text, pos, endpos)
         self._n[0] += m is not None
         return m
+
+    def finditer(
+        self, text: str, pos: int = 0, endpos: int = sys.maxsize
+    ) -> Iterator[re.Match[str]]:
+        for m in self._p.finditer(text, pos, endpos):
+            self._n[0] += 1
+            yield m
 
     def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
         m = self._p.search(text, pos)
