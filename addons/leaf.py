@@ -37,7 +37,12 @@ class Leaf:
             return
         entry = tlsconfig.get_cert(data.context)  # the one TlsConfig just used, from its cache
         names = list(entry.cert.altnames)
-        kept = [n for n in names if nameconstraints.allows(limits, n)]
+        # A client asking for `api.openai.com.` gets `api.openai.com`, which it matches (RFC 6125)
+        # and the constraints permit; the dotted form itself would be refused.
+        plain = [
+            x509.DNSName(n.value.rstrip(".")) if isinstance(n, x509.DNSName) else n for n in names
+        ]
+        kept = list(dict.fromkeys(n for n in plain if nameconstraints.allows(limits, n)))
         if kept == names or not kept:
             return  # nothing to drop, or nothing the CA may vouch for: clients refuse either way
         cn = next((str(n.value) for n in kept if isinstance(n, x509.DNSName)), None)

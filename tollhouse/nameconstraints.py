@@ -195,7 +195,9 @@ def allows(constraints: x509.NameConstraints, name: x509.GeneralName) -> bool:
     permitted = constraints.permitted_subtrees or []
     excluded = constraints.excluded_subtrees or []
     if isinstance(name, x509.DNSName):
-        value = name.value.lower().rstrip(".")
+        value = name.value.lower()
+        if value.endswith("."):
+            return False  # verifiers compare literally: `api.openai.com.` is outside the subtree
         if value.startswith("*."):
             value = value[2:]  # a wildcard is within a subtree if the name under it is
         if any(isinstance(e, x509.DNSName) and _within(value, e.value) for e in excluded):
