@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import logging
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +25,11 @@ from tollhouse.providers.base import Refusal
 from tollhouse.transit import Transit
 
 KEY = "tollhouse"
-# Prompts with more text than this are scanned in a worker thread so the event loop never stalls.
-THREAD_THRESHOLD = 64 * 1024
+# Prompts with more text than this are scanned in a worker thread so the event loop never stalls:
+# the detectors are linear, but adversarial text costs up to ~30 us a character, so only a
+# prompt this small is sure to be scanned inline within a few milliseconds.
+THREAD_THRESHOLD = 1024
+SWITCH_INTERVAL = 0.0005  # seconds a scanning thread holds the GIL while the loop waits for it
 log = logging.getLogger("tollhouse")
 
 
@@ -171,6 +175,10 @@ async def off_loop[T](exchange: Exchange, work: Callable[..., T], *args: Any) ->
     """Run ``work(*args)`` on the exchange's text: inline when the prompt is small, in a worker
     thread when it is large, so one huge prompt never stalls every other flow."""
     if sum(len(s.text) for s in exchange.segments) > THREAD_THRESHOLD:
+        # A scanning thread keeps the GIL until the interpreter asks it to switch (5 ms by
+        # default); the loop waits that long at each wake-up of every other client's request.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         return await asyncio.to_thread(work, *args)
     return work(*args)
 
