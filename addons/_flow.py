@@ -171,10 +171,16 @@ def _failed(flow: http.HTTPFlow, stage: str, exc: Exception) -> None:
         )
 
 
+def text_size(exchange: Exchange) -> int:
+    """Characters of text the stages scan in ``exchange``."""
+    return sum(len(s.text) for s in exchange.segments)
+
+
 async def off_loop[T](exchange: Exchange, work: Callable[..., T], *args: Any) -> T:
     """Run ``work(*args)`` on the exchange's text: inline when the prompt is small, in a worker
-    thread when it is large, so one huge prompt never stalls every other flow."""
-    if sum(len(s.text) for s in exchange.segments) > THREAD_THRESHOLD:
+    thread when it is large, so one huge prompt never stalls every other flow. (Scanning
+    stages send huge prompts to a process of their own: see :mod:`tollhouse.scanproc`.)"""
+    if text_size(exchange) > THREAD_THRESHOLD:
         # A scanning thread keeps the GIL until the interpreter asks it to switch (5 ms by
         # default); the loop waits that long at each wake-up of every other client's request.
         if sys.getswitchinterval() > SWITCH_INTERVAL:

@@ -7,9 +7,10 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import active, fail_closed, off_loop, refuse, reload_policy
+from addons._flow import active, fail_closed, off_loop, refuse, reload_policy, text_size
 from tollhouse.dlp import DlpScanner, TooLargeToScan, load_dlp_policy
 from tollhouse.providers.base import Refusal
+from tollhouse.scanproc import PROCESS_THRESHOLD, ScanProcess
 
 log = logging.getLogger("tollhouse.dlp")
 
@@ -17,6 +18,7 @@ log = logging.getLogger("tollhouse.dlp")
 class Dlp:
     def __init__(self) -> None:
         self.scanner: DlpScanner | None = None
+        self.process = ScanProcess(DlpScanner)  # huge requests, scanned beside the loop's GIL
 
     def load(self, loader):
         # presidio logs every recognizer it loads at INFO; the gateway's log is for exchanges.
@@ -30,6 +32,10 @@ class Dlp:
         )
         if problem := self.scanner.missing_hash_key():
             log.warning("%s", problem)
+        self.process.use(self.scanner.policy)
+
+    def done(self) -> None:
+        self.process.close()
 
     @fail_closed("dlp")
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -40,16 +46,16 @@ class Dlp:
         # A bound policy name is a profile across stages; without a section here, the default.
         policy = transit.policy if transit.policy in self.scanner.policy.policies else None
         try:
-            result = await off_loop(exchange, self.scanner.inspect, exchange, policy)
+            if text_size(exchange) > PROCESS_THRESHOLD:
+                result = await self.process.inspect(exchange, policy)
+            else:
+                result = await off_loop(exchange, self.scanner.inspect, exchange, policy)
         except TooLargeToScan as exc:
             refuse(flow, transit, 413, Refusal.INVALID_REQUEST, f"{exc}; it was not sent", "dlp")
             return
         for row in result.audit_rows():
             transit.findings.append({"exchange_id": record.id, **row})
-        counts: dict[str, int] = {}
-        for finding in result.findings:
-            key = f"{finding.entity_type}:{finding.action}"
-            counts[key] = counts.get(key, 0) + 1
+        counts = result.action_counts()
         record.dlp_actions = ",".join(f"{k}={n}" for k, n in sorted(counts.items())) or None
         if result.blocked:
             refuse(flow, transit, 403, Refusal.PERMISSION, result.reason, "dlp")

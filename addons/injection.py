@@ -6,11 +6,21 @@ import logging
 
 from mitmproxy import http
 
-from addons._flow import active, contained, fail_closed, off_loop, refuse, reload_policy, transit_of
+from addons._flow import (
+    active,
+    contained,
+    fail_closed,
+    off_loop,
+    refuse,
+    reload_policy,
+    text_size,
+    transit_of,
+)
 from tollhouse.exchange import Role
 from tollhouse.injection import InjectionScanner, load_injection_policy
 from tollhouse.injection.smuggle import strip_smuggled
 from tollhouse.providers.base import Refusal
+from tollhouse.scanproc import PROCESS_THRESHOLD, ScanProcess
 from tollhouse.transit import Transit
 
 log = logging.getLogger("tollhouse.injection")
@@ -21,6 +31,7 @@ HEADER = "x-tollhouse-injection"
 class Injection:
     def __init__(self) -> None:
         self.scanner: InjectionScanner | None = None
+        self.process = ScanProcess(InjectionScanner)  # huge requests, beside the loop's GIL
 
     def configure(self, updated):
         if "tollhouse_rules" not in updated:
@@ -31,6 +42,10 @@ class Injection:
             "injection.yaml",
             "injection rules",
         )
+        self.process.use(self.scanner.pack)
+
+    def done(self) -> None:
+        self.process.close()
 
     @fail_closed("injection")
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -41,7 +56,10 @@ class Injection:
         # A bound policy name is a profile across stages: where this stage has no section of
         # that name, its default applies.
         policy = transit.policy if transit.policy in self.scanner.pack.policies else None
-        verdict = await off_loop(exchange, self.scanner.check, exchange, policy)
+        if text_size(exchange) > PROCESS_THRESHOLD:
+            verdict = await self.process.check(exchange, policy)
+        else:
+            verdict = await off_loop(exchange, self.scanner.check, exchange, policy)
         transit.scanned_by.add("injection")
         record.injection_score = round(verdict.score, 4)
         record.injection_verdict = verdict.verdict

@@ -24,7 +24,7 @@ _OPAQUE_STREAMS = ("application/vnd.amazon.eventstream",)
 
 def _json_restorer(restore_map: dict[str, str]) -> Restorer:
     # Placeholders sit inside JSON strings (bodies and SSE data): the originals go back escaped.
-    return Restorer({p: json.dumps(v, ensure_ascii=False)[1:-1] for p, v in restore_map.items()})
+    return Restorer(restore_map, escape=lambda v: json.dumps(v, ensure_ascii=False)[1:-1])
 
 
 class _StreamRestore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 __all__ = ["Restorer", "SseRestorer"]
 
@@ -21,16 +21,27 @@ _PREFIX_CHARS = re.compile(r"[A-Z0-9_]*")
 class Restorer:
     """Swaps placeholders from a :class:`~tollhouse.dlp.scanner.DlpResult` restore map back."""
 
-    def __init__(self, restore_map: Mapping[str, str]) -> None:
+    def __init__(
+        self, restore_map: Mapping[str, str], escape: Callable[[str], str] | None = None
+    ) -> None:
+        """``escape`` turns an original value into what the text needs (e.g. JSON string
+        escaping); it runs only for placeholders actually found, not for the whole map."""
         self.restore_map = dict(restore_map)
-        self._max = max((len(p) for p in self.restore_map), default=0)
+        self._escape = escape
+        self._max = max(map(len, self.restore_map), default=0)
         self._held = ""
 
     def restore(self, text: str) -> str:
         """Replace every known placeholder in a complete text."""
         if not self.restore_map or "[" not in text:
             return text
-        return _PLACEHOLDER.sub(lambda m: self.restore_map.get(m.group(), m.group()), text)
+        return _PLACEHOLDER.sub(self._value, text)
+
+    def _value(self, match: re.Match[str]) -> str:
+        value = self.restore_map.get(match.group())
+        if value is None:
+            return match.group()
+        return self._escape(value) if self._escape else value
 
     def feed(self, chunk: str) -> str:
         """Restore a streamed chunk; returns what can be sent now (may hold back a short tail)."""

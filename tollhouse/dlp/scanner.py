@@ -58,6 +58,8 @@ class DlpResult:
     attachments: str = "pass"  # what happened to attachments: "pass", "log" or "block"
     policy: str = ""
     ner_skipped: list[str] = field(default_factory=list)  # segments too long for NER (locations)
+    _rows: list[dict[str, object]] | None = field(default=None, repr=False)  # set by compact()
+    _counts: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def reason(self) -> str:
@@ -66,8 +68,28 @@ class DlpResult:
             return ""
         return "request blocked by data loss prevention policy: " + ", ".join(self.blocked_types)
 
+    def action_counts(self) -> dict[str, int]:
+        """How many findings of each ``ENTITY_TYPE:action``, e.g. for the audit's dlp_actions."""
+        if self._counts is not None:
+            return dict(self._counts)
+        counts: dict[str, int] = {}
+        for finding in self.findings:
+            key = f"{finding.entity_type}:{finding.action}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def compact(self, stage: str = "dlp") -> DlpResult:
+        """This result with its findings folded into audit rows and counts: what a stage needs,
+        at a size that does not grow with the prompt (thousands of findings in a huge paste)."""
+        rows, counts = self.audit_rows(stage), self.action_counts()
+        self.findings = []
+        self._rows, self._counts = rows, counts
+        return self
+
     def audit_rows(self, stage: str = "dlp") -> list[dict[str, object]]:
         """Rows for the audit ``findings`` table (the addon adds ``exchange_id``)."""
+        if self._rows is not None:
+            return [dict(row) for row in self._rows]
         counts: dict[tuple[str, str, str, str], int] = {}
         for f in self.findings:
             key = (f.detector, f.entity_type, f.action, f.location)
