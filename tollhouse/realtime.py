@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tollhouse.dlp.scanner import finding_rows
 from tollhouse.exchange import Attachment, Exchange, JsonPath, Role, Segment
 from tollhouse.providers.base import ParseError
 from tollhouse.providers.jsonbody import MAX_DEPTH, dump, strict_loads
@@ -182,17 +183,7 @@ class Tally:
             self.injection_verdict = verdict
 
     def finding_rows(self, stage: str = "dlp") -> list[dict[str, Any]]:
-        return [
-            {
-                "stage": stage,
-                "detector": d,
-                "entity_type": e,
-                "action": a,
-                "count": n,
-                "location": loc,
-            }
-            for (d, e, a, loc), n in self.findings.items()
-        ]
+        return finding_rows(self.findings, stage)
 
     def dlp_summary(self) -> str | None:
         return ",".join(f"{k}={n}" for k, n in sorted(self.dlp_actions.items())) or None

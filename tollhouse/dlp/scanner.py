@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tollhouse.dlp.engine import Detection, Detector
@@ -94,17 +95,25 @@ class DlpResult:
         for f in self.findings:
             key = (f.detector, f.entity_type, f.action, f.location)
             counts[key] = counts.get(key, 0) + 1
-        return [
-            {
-                "stage": stage,
-                "detector": d,
-                "entity_type": e,
-                "action": a,
-                "count": n,
-                "location": loc,
-            }
-            for (d, e, a, loc), n in counts.items()
-        ]
+        return finding_rows(counts, stage)
+
+
+def finding_rows(
+    counts: Mapping[tuple[str, str, str, str], int], stage: str = "dlp"
+) -> list[dict[str, object]]:
+    """Rows for the audit ``findings`` table from counts by (detector, entity type, action,
+    location)."""
+    return [
+        {
+            "stage": stage,
+            "detector": d,
+            "entity_type": e,
+            "action": a,
+            "count": n,
+            "location": loc,
+        }
+        for (d, e, a, loc), n in counts.items()
+    ]
 
 
 class DlpScanner:
