@@ -7,8 +7,10 @@ One gateway for the module, on a copy of the rules; the SIGTERM test stops it, s
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import signal
+import string
 import subprocess
 import threading
 import time
@@ -35,6 +37,12 @@ def service(
         yield gateway, proc
     finally:
         stop(proc)
+
+
+def letters() -> str:
+    """A unique marker with no digits: a long digit run could be a card or phone number, which
+    DLP would mask on its way upstream."""
+    return "".join(random.choices(string.ascii_lowercase, k=16))
 
 
 def chat(content: str) -> dict:
@@ -83,7 +91,7 @@ def test_sighup_reloads_an_edited_dlp_yaml(service, fake_provider):
 
     def ask() -> tuple[int, list[dict]]:
         """The client's status and what the provider received of this request."""
-        marker = f"sighup-{time.monotonic_ns()}"
+        marker = f"sighup-{letters()}"
         with user_client(gateway) as client:
             reply = client.post(
                 "https://api.openai.com/v1/chat/completions",
@@ -114,7 +122,7 @@ def test_sighup_reloads_an_edited_dlp_yaml(service, fake_provider):
 
 def test_sigterm_lets_a_slow_stream_finish_and_writes_its_audit_row(service, fake_provider):
     gateway, proc = service
-    marker = f"drain-{time.monotonic_ns()}"
+    marker = f"drain-{letters()}"
     events: list[str] = []
     with (
         user_client(gateway) as client,
