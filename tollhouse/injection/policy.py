@@ -82,6 +82,14 @@ class InjectionRule:
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     line: int | None = None  # where the rule starts in the file, for error messages
+    # Roles whose text this rule scores; empty: every role. Rules for instructions addressed to
+    # the assistant ("add this link to your answer") are evidence only inside a tool result or
+    # document: in a user turn the same words are an ordinary request.
+    roles: frozenset[str] = frozenset()
+
+    def applies_to(self, role: str) -> bool:
+        """True when text from ``role`` is scored with this rule."""
+        return not self.roles or role in self.roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +155,7 @@ def _strings(doc: PolicyDocument, path: FieldPath, value: Any) -> list[str]:
 
 def _rule(doc: PolicyDocument, i: int, raw: Any, seen: set[str]) -> InjectionRule:
     path: FieldPath = ("rules", i)
-    allowed = {"id", "category", "weight", "languages", "patterns", "detector", "params"}
+    allowed = {"id", "category", "weight", "languages", "patterns", "detector", "params", "roles"}
     data = _mapping(doc, path, raw, allowed | {"description"})
     for required in ("id", "category", "weight"):
         if required not in data:
@@ -202,6 +210,12 @@ def _rule(doc: PolicyDocument, i: int, raw: Any, seen: set[str]) -> InjectionRul
     description = data.get("description", "")
     if not isinstance(description, str):
         raise doc.error((*path, "description"), "must be text")
+    roles = _strings(doc, (*path, "roles"), data.get("roles", list(ALL_ROLES)))
+    for j, role in enumerate(roles):
+        if role not in ALL_ROLES:
+            raise doc.error(
+                (*path, "roles", j), f"unknown role (expected one of {list(ALL_ROLES)})"
+            )
     return InjectionRule(
         rid,
         category,
@@ -212,6 +226,7 @@ def _rule(doc: PolicyDocument, i: int, raw: Any, seen: set[str]) -> InjectionRul
         params,
         description,
         doc.lines.get(path),
+        frozenset(roles) if "roles" in data else frozenset(),
     )
 
 

@@ -131,7 +131,7 @@ class InjectionScanner:
                 matched = seen[seg.text] = sorted(self._matcher.scan(seg.text).items())
             for i, via in matched:
                 rule = self.pack.rules[i]
-                if not pol.enabled(rule):
+                if not pol.enabled(rule) or not rule.applies_to(seg.role):
                     continue
                 hits.append(Hit(rule.id, rule.category, seg.role, seg.location, via))
                 fired[rule.id] = max(fired.get(rule.id, 0.0), rule.weight)
