@@ -2,6 +2,7 @@
 
 echo "mail bob@corp.io" | tollhouse scan          findings of stdin as one JSON object
 tollhouse scan --jsonl < prompts.jsonl             one line out per {"id": ..., "text": ...} in
+tollhouse scan --role tool < page.txt              injection scored as a tool result would be
 
 Offsets are character offsets into the original text. Values are never printed.
 """
@@ -14,8 +15,19 @@ import sys
 from typing import Any, TextIO
 
 from tollhouse.dlp import DlpScanner, Finding, PolicyError, load_dlp_policy
+from tollhouse.exchange import Role
 
 EXIT_ERROR = 2
+# --role names → the role the adapters give such text (documents are scored as tool results).
+ROLE_NAMES = {
+    "user": Role.USER,
+    "tool": Role.TOOL_RESULT,
+    "tool_result": Role.TOOL_RESULT,
+    "document": Role.TOOL_RESULT,
+    "assistant": Role.ASSISTANT,
+    "field": Role.FIELD,
+    "input": Role.INPUT,
+}
 
 
 def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> None:
@@ -34,6 +46,13 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
         default=None,
         help="a policy name, as an identity binding gives it: dlp.yaml and injection.yaml each "
         "apply their section of that name, or their default_policy",
+    )
+    parser.add_argument(
+        "--role",
+        choices=sorted(ROLE_NAMES),
+        default="user",
+        help="score the text for injection as this role would be: user (default), or tool / "
+        "document (a tool result or retrieved document: indirect-injection rules, its trust)",
     )
 
 
@@ -130,4 +149,5 @@ def _injection_checker(args: argparse.Namespace) -> tuple[Any, set[str]]:
     checker = InjectionScanner(load_injection_policy(path))
     names = set(checker.pack.policies)
     policy = args.policy if args.policy in names else None
-    return (lambda text: checker.check_text(text, policy).as_json()), names
+    role = ROLE_NAMES[getattr(args, "role", "user")]
+    return (lambda text: checker.check_text(text, policy, role).as_json()), names

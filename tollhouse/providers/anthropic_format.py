@@ -60,8 +60,8 @@ def _block(c: Collected, role: str, block: Any, path: JsonPath) -> None:
         c.text(role, (*path, "text"), block.get("text"))
     elif kind == "image":
         c.attach("image", path, dig(block, "source", "media_type"))
-    elif kind == "document":
-        _document(c, role, block, path)
+    elif kind == "document":  # retrieved or uploaded content: untrusted, like a tool result
+        _document(c, Role.TOOL_RESULT, block, path)
     elif kind in ("tool_use", "server_tool_use"):
         if "input" in block:
             c.leaves(Role.TOOL_CALL, (*path, "input"), block["input"])

@@ -67,7 +67,9 @@ def _block(c: Collected, role: str, block: dict[str, Any], path: JsonPath) -> No
         fmt = dig(block, "video", "format")
         c.attach("video", path, f"video/{fmt}" if isinstance(fmt, str) else None)
     elif "document" in block:
-        _document(c, role, obj(block["document"], (*path, "document")), (*path, "document"))
+        # A document is retrieved or uploaded content: untrusted, scored like a tool result.
+        doc = obj(block["document"], (*path, "document"))
+        _document(c, Role.TOOL_RESULT, doc, (*path, "document"))
     elif "toolUse" in block:
         tool = obj(block["toolUse"], (*path, "toolUse"))
         if "input" in tool:

@@ -110,7 +110,11 @@ def test_parse_converse() -> None:
     assert segments(ex) == [
         (Role.SYSTEM, "$.system[0].text", "You are an app that creates playlists."),
         (Role.USER, "$.messages[0].content[0].text", "Create a list of 3 pop songs."),
-        (Role.USER, "$.messages[0].content[3].document.source.text", "Notes: call Bob at 555-0100"),
+        (
+            Role.TOOL_RESULT,
+            "$.messages[0].content[3].document.source.text",
+            "Notes: call Bob at 555-0100",
+        ),
         (
             Role.ASSISTANT,
             "$.messages[1].content[0].reasoningContent.reasoningText.text",
