@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tollhouse.dlp.engine import Detection, Detector
 from tollhouse.dlp.policy import ActionSpec, DlpPolicy, NamedPolicy
 from tollhouse.dlp.recognizers import Rule, builtin_rules, custom_rule, secret_rules
+from tollhouse.dlp.split import SplitFinder, merge_fragments
 from tollhouse.exchange import Exchange
 
 __all__ = ["DlpError", "DlpResult", "DlpScanner", "Finding", "TooLargeToScan"]
@@ -134,6 +135,7 @@ class DlpScanner:
                 )
             )
         self._rules = {r.name: r for r in rules}
+        self._split = SplitFinder(policy.secrets)
         self.detector = Detector(
             rules,
             min_score=policy.min_score,
@@ -162,7 +164,8 @@ class DlpScanner:
     def scan_text(self, text: str, policy_name: str | None = None) -> list[Finding]:
         """Findings in ``text`` with the action the policy gives each; the text is not changed."""
         named = self.policy.policy(policy_name)
-        return [self._finding(d, named) for d in resolve_overlaps(self.detector.detect(text))]
+        found = [self._finding(d, named) for d in resolve_overlaps(self.detector.detect(text))]
+        return merge_fragments(found, self._fragments([text], named).get(0, []))
 
     def inspect(self, exchange: Exchange, policy_name: str | None = None) -> DlpResult:
         """Scan every segment, rewrite it by policy through ``exchange.set_text``.
@@ -196,10 +199,14 @@ class DlpScanner:
                 detections = resolve_overlaps(self.detector.detect(segment.text))
                 seen[segment.text] = detections
             found = [self._finding(d, named, i, segment.location) for d in detections]
-            result.findings.extend(found)
             per_segment.append((i, found))
             if self.policy.ner is not None and not self.policy.ner.applies_to(segment.text):
                 result.ner_skipped.append(segment.location)
+        # A key split into pieces, in one segment or across messages: each piece is the key.
+        pieces = self._fragments([s.text for s in exchange.segments], named, exchange)
+        for i, found in per_segment:
+            found[:] = merge_fragments(found, pieces.get(i, []))
+            result.findings.extend(found)
         if exchange.attachments:
             result.attachments = named.attachments
         blocked = {f.entity_type for f in result.findings if f.action == "block"}
@@ -215,6 +222,22 @@ class DlpScanner:
             new = self._rewrite(text, found, named, numbering, result.restore_map)
             exchange.set_text(i, new)
         return result
+
+    def _fragments(
+        self, texts: list[str], named: NamedPolicy, exchange: Exchange | None = None
+    ) -> dict[int, list[Finding]]:
+        """Findings for the pieces of split keys, by segment index."""
+        out: dict[int, list[Finding]] = {}
+        for key in self._split.find(texts):
+            spec = named.action_for(key.entity, "secret")
+            for seg, start, end in key.fragments:
+                location = exchange.segments[seg].location if exchange is not None else ""
+                out.setdefault(seg, []).append(
+                    Finding(
+                        key.entity, start, end, 0.9, f"split:{key.name}", spec.action, seg, location
+                    )
+                )
+        return out
 
     def _finding(
         self, d: Detection, named: NamedPolicy, segment: int = -1, location: str = ""
@@ -268,7 +291,7 @@ class DlpScanner:
         raise DlpError(f"action {spec.action!r} cannot rewrite text")
 
     def _rule(self, f: Finding) -> Rule | None:
-        return self._rules.get(f.detector.removeprefix("base64:"))
+        return self._rules.get(f.detector.removeprefix("base64:").removeprefix("split:"))
 
     def _label(self, f: Finding) -> str:
         rule = self._rule(f)
