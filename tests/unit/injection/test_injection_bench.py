@@ -29,6 +29,28 @@ def test_detection_targets(scanner: InjectionScanner) -> None:
     if sets is None:
         pytest.skip(f"eval data not found under {bench.DEFAULT_EVAL}")
     figures = bench.detection(scanner, *sets)
-    assert figures["deepset_all"]["tpr"] >= 0.60, figures["deepset_all"]
-    assert figures["deepset_all"]["fpr"] <= 0.03, figures["deepset_all"]
-    assert figures["notinject"]["fpr"] <= 0.03, figures["notinject"]
+    assert figures["deepset_all"]["tpr"] >= 0.75, figures["deepset_all"]
+    assert figures["deepset_all"]["fpr"] <= 0.02, figures["deepset_all"]
+    assert figures["notinject"]["fpr"] <= 0.02, figures["notinject"]
+
+
+def test_jailbreak_holdout_target(scanner: InjectionScanner) -> None:
+    bench = _bench()
+    prompts = bench.load_jailbreaks(bench.DEFAULT_EVAL)
+    if prompts is None:
+        pytest.skip(f"eval data not found under {bench.DEFAULT_EVAL}")
+    figures = bench.jailbreak_detection(scanner, prompts)
+    # Measured on the held-out part (every 4th row), which no rule was tuned on.
+    assert figures["jailbreak_holdout"]["detected"] >= 0.85, figures["jailbreak_holdout"]
+    assert figures["jailbreak_dev"]["detected"] >= 0.85, figures["jailbreak_dev"]
+
+
+def test_families_cover_every_set(scanner: InjectionScanner) -> None:
+    bench = _bench()
+    sets = bench.load_sets(bench.DEFAULT_EVAL)
+    prompts = bench.load_jailbreaks(bench.DEFAULT_EVAL)
+    if sets is None or prompts is None:
+        pytest.skip(f"eval data not found under {bench.DEFAULT_EVAL}")
+    fams = bench.families(scanner, sets, prompts)
+    assert set(fams) == {"deepset_injections", "deepset_benign", "notinject", "jailbreak"}
+    assert fams["jailbreak"]["jailbreak_persona"]["detected"] > 0
