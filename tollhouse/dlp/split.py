@@ -96,7 +96,9 @@ def _structure(pattern: str, extra: Callable[[str], bool] = _random_mixed) -> Ca
     return lambda body: compiled.fullmatch(body) is not None and extra(body)
 
 
-_MIXED = r"[0-9]|[A-Z].*[a-z]|[a-z].*[A-Z]"  # a digit, or letters of both cases
+# A digit, or an upper-case letter inside the token with lower-case ones: "Noted" or "Join"
+# (a capitalized word) is filler, "xK2q" or "aBcD" a piece of key.
+_MIXED = r"[0-9]|.[A-Z].*[a-z]|[a-z].*[A-Z]"
 SPLIT_FORMATS: tuple[SplitFormat, ...] = (
     SplitFormat(
         "GITHUB_TOKEN",
@@ -183,7 +185,7 @@ SPLIT_FORMATS: tuple[SplitFormat, ...] = (
             r"\d{10,13}-\d{10,13}-[A-Za-z0-9]{24}|\d{10,13}-\d{10,13}-\d{10,13}-[a-f0-9]{32}",
             _has_digit,
         ),
-        fragment=r"[0-9]|[A-Z].*[a-z]|[a-z].*[A-Z]",
+        fragment=_MIXED,
     ),
     SplitFormat(
         "GCP_API_KEY",
