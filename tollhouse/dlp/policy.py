@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse.dlp.ner import NER_ENTITIES, NerError, NerRecognizer, load_ner
+from tollhouse.dlp.pii import DEFAULT_PHONE_REGIONS
 from tollhouse.dlp.recognizers import DEFAULT_NATIONAL_IDS
 from tollhouse.dlp.secrets import SECRETS
 from tollhouse.dlp.validators import VALIDATORS
@@ -98,6 +99,8 @@ class DlpPolicy:
     min_score: float = 0.5
     pii: tuple[str, ...] = BUILTIN_PII
     national_ids: tuple[str, ...] = DEFAULT_NATIONAL_IDS
+    # Where phone numbers written without "+" are read: ISO codes, "EU" for its members.
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     secrets: tuple[str, ...] | None = None  # None: all known secret formats
     decode_base64: bool = True
     custom_entities: tuple[CustomEntity, ...] = ()
@@ -194,12 +197,15 @@ class _Validator:
         if top.get("version", 1) != 1:
             raise self.fail(("version",), "only version 1 is understood")
         detect = self.mapping(
-            top.get("detect"), ("detect",), ("pii", "national_ids", "secrets", "decode_base64")
+            top.get("detect"),
+            ("detect",),
+            ("pii", "phone_regions", "national_ids", "secrets", "decode_base64"),
         )
         pii = self.strings(detect.get("pii", list(BUILTIN_PII)), ("detect", "pii"))
         for i, name in enumerate(pii):
             if name not in BUILTIN_PII:
                 raise self.fail(("detect", "pii", i), f"unknown built-in entity {name!r}")
+        regions = self._phone_regions(detect)
         ids = self.strings(
             detect.get("national_ids", list(DEFAULT_NATIONAL_IDS)), ("detect", "national_ids")
         )
@@ -246,6 +252,7 @@ class _Validator:
             min_score=min_score,
             pii=pii,
             national_ids=ids,
+            phone_regions=regions,
             secrets=secrets,
             decode_base64=decode,
             custom_entities=customs,
@@ -259,6 +266,22 @@ class _Validator:
             # Last, once everything else is valid: loading a model takes seconds.
             ner=self._load_ner(*ner) if ner else None,
         )
+
+    def _phone_regions(self, detect: dict[str, Any]) -> tuple[str, ...]:
+        """``detect.phone_regions``: ISO 3166 codes phonenumbers knows, or "EU" / "UK"."""
+        import phonenumbers
+
+        path: Path_ = ("detect", "phone_regions")
+        regions = self.strings(detect.get("phone_regions", list(DEFAULT_PHONE_REGIONS)), path)
+        if not regions:
+            raise self.fail(path, "expected at least one region (e.g. [EU, GB, US])")
+        for i, name in enumerate(regions):
+            if name not in ("EU", "UK") and name not in phonenumbers.SUPPORTED_REGIONS:
+                raise self.fail(
+                    (*path, i),
+                    f"unknown region {name!r} (expected an upper-case ISO 3166 code, EU or UK)",
+                )
+        return regions
 
     def _ner(self, value: Any, min_score: float) -> tuple[str, tuple[str, ...], float, int]:
         """The ``ner`` section checked, not loaded: (model, entities, min_score, max chars)."""

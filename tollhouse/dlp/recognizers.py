@@ -23,6 +23,7 @@ __all__ = [
     "Rule",
     "builtin_rules",
     "custom_rule",
+    "phone_rule",
     "presidio_rule",
     "secret_rules",
 ]
@@ -201,36 +202,6 @@ def _overridden(recognizer: Any, method: str) -> Validator | None:
     return bound
 
 
-# Presidio's phone recognizer calls the phonenumbers matcher over the whole text, which is too
-# slow for a gateway and too strict for numbers written without a country. This pattern takes
-# the shapes people write (international prefix, area code in brackets, dots, spaces, dashes,
-# extensions); a match needs separators or a "+", and a date is not a phone number.
-_PHONE = (
-    r"(?<![\w+.-])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}"
-    r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-]|\.\d)"
-    r"|(?<![\w+])\+\d{7,15}(?!\w)"
-)
-_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
-_SSN_SHAPE = re.compile(r"\d{3}([- .])\d{2}\1\d{4}")
-_PHONE_CONTEXT = ("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "reach", "whatsapp")
-# Numbers shaped like phones that these words name as something else.
-_PHONE_NOT_CONTEXT = (
-    "order", "invoice", "ticket", "tracking", "ref", "reference", "sku", "isbn", "serial",
-    "build", "version", "case", "po", "receipt", "transaction", "confirmation", "booking",
-)  # fmt: skip
-_YEAR_RANGE = re.compile(r"(?:1[89]|2[01])\d\d ?[-/] ?(?:1[89]|2[01])\d\d")
-
-
-def _phone_invalid(text: str) -> bool:
-    digits = sum(c.isdigit() for c in text.split("x", 1)[0])
-    if not 7 <= digits <= 15:
-        return True
-    # A date (and time) is not a phone number; 3-2-4 digits is the US SSN's shape, not a phone's;
-    # "2019-2024" is a span of years.
-    value = text.strip()
-    return bool(_DATE.match(value) or _SSN_SHAPE.fullmatch(value) or _YEAR_RANGE.fullmatch(value))
-
-
 # Every IPv6 match holds "::" or, written in full, five colons around four hex groups; a clock
 # time "10:04:05" holds neither. The regex starts with a literal, so re's fast search finds it.
 IPV6_TRIGGERS = (
@@ -261,23 +232,6 @@ def ipv6_rule() -> Rule:
     )
 
 
-def phone_rule() -> Rule:
-    """Phone numbers in the common written shapes, international and national."""
-    return Rule(
-        name="PhoneRecognizer",
-        entity="PHONE_NUMBER",
-        patterns=((re.compile(_PHONE), 0.5),),
-        triggers=(NUMBER_TRIGGER,),
-        left=8,
-        right=12,
-        context=_PHONE_CONTEXT,
-        not_context=_PHONE_NOT_CONTEXT,
-        invalidate=_phone_invalid,
-        min_digits=7,
-        label="PHONE",
-    )
-
-
 def secret_rules(names: Iterable[str] | None = None) -> list[Rule]:
     """Rules for the credential formats in :mod:`tollhouse.dlp.secrets` (all, or those named)."""
     wanted = set(names) if names is not None else None
@@ -302,18 +256,22 @@ def secret_rules(names: Iterable[str] | None = None) -> list[Rule]:
     return rules
 
 
-def builtin_rules(national_ids: Sequence[str] = DEFAULT_NATIONAL_IDS) -> list[Rule]:
-    """Generic PII recognizers plus the given presidio national-ID recognizers."""
-    generic = [
-        "EmailRecognizer",
-        "CreditCardRecognizer",
-        "IbanRecognizer",
-        "IpRecognizer",
-        "CryptoRecognizer",
-    ]
+def builtin_rules(
+    national_ids: Sequence[str] = DEFAULT_NATIONAL_IDS,
+    phone_regions: Sequence[str] | None = None,
+) -> list[Rule]:
+    """Generic PII recognizers plus the given presidio national-ID recognizers; phone numbers
+    of ``phone_regions`` (policy names such as "EU", "GB"; None: the default regions)."""
+    # Imported here: the card, phone and IBAN rules are built from this module's Rule.
+    from tollhouse.dlp import pii
+
+    generic = ["EmailRecognizer", "IpRecognizer", "CryptoRecognizer"]
     rules = [presidio_rule(n) for n in generic]
+    rules.append(pii.card_rule())
+    rules.append(pii.iban_rule())
     rules.append(ipv6_rule())
-    rules.append(phone_rule())
+    regions = pii.DEFAULT_PHONE_REGIONS if phone_regions is None else phone_regions
+    rules.extend(pii.phone_rules(regions))
     rules.append(
         Rule(
             name="EthereumRecognizer",
@@ -384,3 +342,10 @@ def _literal_trigger(regex: str, ignore_case: bool) -> str:
         if len(literal) >= 3:
             return "kw:" + literal.lower() if ignore_case else "lit:" + literal
     return f"re:(?i:{regex})" if ignore_case else "re:" + regex
+
+
+def phone_rule(regions: Sequence[str] | None = None) -> Rule:
+    """The phone rule for ``regions`` (None: the default regions); see :mod:`.pii`."""
+    from tollhouse.dlp import pii
+
+    return pii.phone_rules(pii.DEFAULT_PHONE_REGIONS if regions is None else regions)[0]
