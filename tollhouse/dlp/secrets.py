@@ -416,9 +416,15 @@ SECRETS: tuple[SecretSpec, ...] = (
         + r")[\w.-]{0,20}[\"']?(?:\s*(?:[:=]|=>)|\s+(?:is|was)|(?<=[Bb]earer))\s*[\"'`]?"
         r"([^\s\"'`,;<>]{12,200})",
         0.8,
-        "high_entropy",
+        "keyword_secret",  # registered by tollhouse.dlp.secret_files: high_entropy, no paths
         1,
         260,
     ),
 )
 """The default credential detectors, in priority order for equal scores."""
+
+# Config files, CLI transcripts and developer tools' tokens live next door (one module each
+# stays readable); they need SecretSpec, defined above, hence the import at the end.
+from tollhouse.dlp.secret_files import CONFIG_SECRETS, TOOL_SECRETS  # noqa: E402
+
+SECRETS = SECRETS + CONFIG_SECRETS + TOOL_SECRETS
