@@ -73,7 +73,9 @@ _TEMPLATE = re.compile(
 # A variable's name: "api_key = api_key", "password: userPassword" (code, not a value); a
 # type ("token: Optional[str]"); a setting's number ("tokens_per_second: 88.090").
 _IDENTIFIER = re.compile(
-    r"[a-z_]+|[a-z]+(?:[A-Z][a-z]+)+|[A-Z_]+|[A-Za-z_][\w.]*\[[\w., \[\]|]*\]|[\d.,+-]{1,9}+"
+    r"(?:[a-z_]+|[a-z]+(?:[A-Z][a-z]+)+|[A-Z_]+|[A-Z][a-z]+|[a-z][a-z_.-]{0,19}|0x[0-9a-fA-F]+"
+    r"|[A-Za-z_]\w*(?:\.\w+)+|[A-Za-z][a-z]*(?: [a-z]+)+"
+    r"|[A-Za-z_][\w.]*\[[\w., \[\]|]*\]|[\d.,+-]{1,9})[)\]},;]*"
 )
 
 
@@ -134,9 +136,8 @@ CONFIG_SECRETS: tuple[SecretSpec, ...] = (
         "GENERIC_SECRET",
         "config_quoted_secret",
         _CONFIG_TRIGGERS,
-        # PHP define('DB_PASSWORD', '…'), $cfg['smtp_pass'] = '…', "password": "…",
-        # YAML password: "…", 'password' => '…'.
-        _KEY + r"[\w.-]{0,30}[\"']?\]?[ \t]{0,5}(?:[:=,]|=>)[ \t]{0,5}" + _QVALUE,
+        # $cfg['smtp_pass'] = '…', "password": "…", YAML password: "…", 'password' => '…'.
+        _KEY + r"[\w.-]{0,30}[\"']?\]?[ \t]{0,5}(?:[:=]|=>)[ \t]{0,5}" + _QVALUE,
         0.85,
         "config_secret",
         1,
@@ -152,6 +153,17 @@ CONFIG_SECRETS: tuple[SecretSpec, ...] = (
         "config_secret",
         1,
         280,
+    ),
+    SecretSpec(
+        "GENERIC_SECRET",
+        "php_define_secret",
+        ("kw:define(",),
+        r"(?i:define)\([ \t]{0,5}[\"'][A-Z0-9_]{0,40}(?:PASS|PWD|SECRET|KEY|TOKEN|SALT)"
+        r"[A-Z0-9_]{0,40}[\"'][ \t]{0,5},[ \t]{0,5}" + _QVALUE,
+        0.85,
+        "config_secret",
+        1,
+        300,
     ),
     SecretSpec(
         "GENERIC_SECRET",

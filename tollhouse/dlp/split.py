@@ -38,6 +38,8 @@ _GAP = 200  # characters of filler allowed between two fragments ("part two:", q
 _MAX_TOKENS = 24  # tokens read after a head, filler included
 _MAX_SEGMENTS = 3  # later segments (messages) a key may continue into
 _MAX_FRAGMENTS = 12  # head included
+_MIN_PIECE = 4  # characters of a piece read without a checksum
+_CHAR_CLASS = re.compile(r"a-z|A-Z|0-9")
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -362,6 +364,17 @@ class SplitFinder:
         return None if found is None else SplitKey(fmt.entity, fmt.name, found)
 
     @staticmethod
+    def _piece(c: _Compiled, value: str) -> bool:
+        """A token that looks like a piece of key: random-looking, at least 4 characters (so
+        the digits and letters of code, "{36}" or "[A-Z]", do not add up), and not a regex
+        character class ("A-Za-z0-9_-")."""
+        return (
+            len(value) >= _MIN_PIECE
+            and c.fragment.search(value) is not None
+            and _CHAR_CLASS.search(value) is None
+        )
+
+    @staticmethod
     def _valid(fmt: SplitFormat, body: str, every_token: bool) -> bool:
         if fmt.checksum is not None and fmt.checksum(body):
             return True
@@ -394,7 +407,7 @@ class SplitFinder:
             value = m.group()
             if c.starts_head.match(value):
                 return None  # another key begins: this one ended unfinished
-            if not every_token and not c.fragment.search(value):
+            if not every_token and not self._piece(c, value):
                 continue  # a word of the filler ("part", "two", "join")
             body += value
             fragments.append((seg, m.start(), m.end()))

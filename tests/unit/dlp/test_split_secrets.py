@@ -184,6 +184,10 @@ BENIGN = [
     "xoxb- tokens belong to bots; xoxp- tokens to users. Rotate them every 90 days.",
     "dop_v1_ prefix, then 64 hex digits: deadbeef cafebabe 0123 4567",
     "AKIA is the prefix of long-term keys, ASIA of temporary ones (STS).",
+    # Regexes of key formats (code that detects keys): digits and classes must not add up.
+    'r"GOCSPX-[A-Za-z0-9_-]{28}", r"npm_[A-Za-z0-9]{36}", r"(?:AKIA|ASIA)[A-Z2-7]{16}"',
+    'f"AWS access key AKIA{aws} was in the log." 7 7 "PROSE" 2 3 "WORDS" 4 5 "MORE" 6',
+    "self.password = passphrase)\nf(token=False)\nheaders[key].split(',')",
 ]
 
 
