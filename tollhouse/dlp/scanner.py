@@ -124,7 +124,7 @@ class DlpScanner:
         self.policy = policy
         rules: list[Rule] = [
             r
-            for r in builtin_rules(policy.national_ids)
+            for r in builtin_rules(policy.national_ids, policy.phone_regions)
             if r.group != "pii" or r.entity in policy.pii or r.name in policy.national_ids
         ]
         rules.extend(secret_rules(policy.secrets))

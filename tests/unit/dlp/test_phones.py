@@ -136,3 +136,12 @@ def test_policy_names_the_regions(tmp_path: Path) -> None:
         (tmp_path / "bad.yaml").write_text(base + body)
         with pytest.raises(PolicyError, match=re.escape(where)):
             load_dlp_policy(tmp_path / "bad.yaml")
+
+
+def test_the_scanner_uses_the_policys_regions(tmp_path: Path) -> None:
+    base = "version: 1\npolicies:\n  p:\n    actions:\n      default: redact\ndetect:\n"
+    (tmp_path / "us.yaml").write_text(base + "  phone_regions: [US]\n")
+    (tmp_path / "gb.yaml").write_text(base + "  phone_regions: [GB]\n")
+    text = "see 07700 900123 tomorrow"  # no phone word: the region decides
+    assert phones(DlpScanner(load_dlp_policy(tmp_path / "gb.yaml")), text)
+    assert not phones(DlpScanner(load_dlp_policy(tmp_path / "us.yaml")), text)
