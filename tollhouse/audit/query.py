@@ -28,16 +28,13 @@ from typing import Any
 
 import duckdb
 
+from tollhouse.audit.schema import ensure_schema
 from tollhouse.audit.spool import REJECTED_NAME, SPOOL_NAME, count_lines
 from tollhouse.audit.store import DB_NAME, is_lock_error
 
 
 class AuditError(Exception):
     """A problem reading the audit log, with a message meant for the person who asked."""
-
-
-class NoDatabase(AuditError):
-    """There is no audit database in the data folder (yet)."""
 
 
 class DatabaseLocked(AuditError):
@@ -55,13 +52,16 @@ def database_path(data_dir: Path) -> Path:
 def open_readonly(data_dir: Path, wait: float = 5.0) -> duckdb.DuckDBPyConnection:
     """Open the audit database read-only, retrying while another process holds it.
 
-    Raises :class:`NoDatabase` if the file does not exist, :class:`DatabaseLocked` if it stays
-    locked for ``wait`` seconds, :class:`AuditError` if it cannot be opened at all (e.g. corrupt).
-    Close the connection promptly.
+    A deployment that has recorded nothing yet has no file: queries then run against an empty
+    in-memory database with the same schema, so they return no rows rather than fail (a script
+    that polls the audit works from day one; :func:`no_data_hint` says why it is empty).
+    Raises :class:`DatabaseLocked` if the file stays locked for ``wait`` seconds,
+    :class:`AuditError` if it cannot be opened at all (e.g. corrupt). Close the connection
+    promptly.
     """
     path = database_path(data_dir)
     if not path.exists():
-        raise NoDatabase(_no_database_message(Path(data_dir)))
+        return _empty_database()
     deadline = time.monotonic() + wait
     delay = 0.01
     while True:
@@ -313,10 +313,29 @@ def _query_message(exc: duckdb.Error) -> str:
     return text
 
 
+def no_data_hint(data_dir: Path) -> str | None:
+    """One line for stderr when ``data_dir`` holds no audit database yet, else None."""
+    if database_path(data_dir).exists():
+        return None
+    return _no_database_message(Path(data_dir))
+
+
+def _empty_database() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    try:
+        ensure_schema(con)
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _no_database_message(data_dir: Path) -> str:
     message = (
-        f"no audit database at {database_path(data_dir)}: the gateway creates it on the first "
-        f"exchange it records (is --data pointing at the gateway's data folder?)"
+        f"no audit data yet: {database_path(data_dir)} does not exist; the gateway creates it on "
+        f"the first exchange it records (is --data pointing at the gateway's data folder?)"
     )
     pending = count_lines(data_dir / SPOOL_NAME)
     if pending:

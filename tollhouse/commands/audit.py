@@ -20,7 +20,15 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from tollhouse.audit.query import AuditError, Summary, UsageRow, run_query, stream_query, summary
+from tollhouse.audit.query import (
+    AuditError,
+    Summary,
+    UsageRow,
+    no_data_hint,
+    run_query,
+    stream_query,
+    summary,
+)
 
 EXIT_ERROR = 2
 TABLE_ROWS = 1000  # a table longer than this is unreadable anyway
@@ -57,6 +65,8 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
 
 
 def main(args: argparse.Namespace) -> int:
+    if hint := no_data_hint(args.data):
+        print(f"tollhouse audit: {hint}", file=sys.stderr)
     try:
         if args.sql:
             return _query(args)

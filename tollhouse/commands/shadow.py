@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tollhouse.audit.query import AuditError
+from tollhouse.audit.query import AuditError, no_data_hint
 from tollhouse.identity import keys
 from tollhouse.identity.report import ShadowReport, parse_since, shadow_report
 from tollhouse.policyfile import PolicyError
@@ -49,6 +49,8 @@ def add_parser(subparsers: Any, name: str, common: argparse.ArgumentParser) -> N
 def main(args: argparse.Namespace) -> int:
     if args.action == "fingerprint":
         return _fingerprint(args)
+    if hint := no_data_hint(args.data):
+        print(f"tollhouse shadow: {hint}", file=sys.stderr)
     try:
         since = parse_since(args.since)
         report = shadow_report(args.data, since, wait=args.wait)

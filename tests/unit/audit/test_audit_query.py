@@ -128,10 +128,19 @@ def test_cli_sql_error(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_without_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert audit("--data", str(tmp_path / "empty")) == 2
-    err = capsys.readouterr().err
-    assert str(tmp_path / "empty" / store.DB_NAME) in err
-    assert "creates it on the first exchange" in err
+    # A deployment that has recorded nothing yet: empty results, exit 0, one hint on stderr.
+    assert audit("--data", str(tmp_path / "empty")) == 0
+    captured = capsys.readouterr()
+    assert str(tmp_path / "empty" / store.DB_NAME) in captured.err
+    assert "creates it on the first exchange" in captured.err
+    assert audit("--data", str(tmp_path / "empty"), "--json", "select * from exchanges") == 0
+    assert capsys.readouterr().out == ""  # no lines
+    assert (
+        audit("--data", str(tmp_path / "empty"), "--json", "select count(*) as n from findings")
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"n": 0}
+    assert not (tmp_path / "empty").exists()  # reading never creates anything
 
 
 def test_cli_when_the_database_stays_locked(data: Path, capsys: pytest.CaptureFixture[str]) -> None:

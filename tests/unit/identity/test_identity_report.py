@@ -86,9 +86,13 @@ def test_tables_in_a_terminal(data, capsys):
     assert "alice (user)" in out and "bbbb000011112222" in out and "chatgpt" in out
 
 
-def test_missing_database_is_a_clear_error(tmp_path, capsys):
-    assert cli.main(["shadow", "--data", str(tmp_path)]) == 2
-    assert "no audit database" in capsys.readouterr().err
+def test_a_deployment_with_no_data_yet_gets_an_empty_report_and_a_hint(tmp_path, capsys):
+    assert cli.main(["shadow", "--data", str(tmp_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert not any(report[k] for k in report if isinstance(report[k], list))
+    assert "no audit data yet" in captured.err
+    assert not (tmp_path / "audit.duckdb").exists()  # reading never creates the database
 
 
 def test_fingerprint_reads_the_key_from_stdin(tmp_path, capsys, monkeypatch):
