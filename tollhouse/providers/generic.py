@@ -29,9 +29,13 @@ from tollhouse.providers.base import (
     StreamReader,
 )
 from tollhouse.providers.jsonbody import dump, strict_loads
-from tollhouse.providers.walk import BODY_FORMS, TokenDecoder, every_string, write_back
-
-_PRINTABLE_SHARE = 0.95  # text with more control bytes than this is binary data
+from tollhouse.providers.walk import (
+    BODY_FORMS,
+    TokenDecoder,
+    every_string,
+    looks_like_text,
+    write_back,
+)
 
 
 @dataclass
@@ -219,9 +223,7 @@ def _as_text(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    sample = text[:65536]
-    printable = sum(ch.isprintable() or ch in "\t\n\r" for ch in sample)
-    return text if printable >= _PRINTABLE_SHARE * len(sample) else None
+    return text if looks_like_text(text) else None
 
 
 def _media(headers: Mapping[str, str]) -> str:

@@ -31,6 +31,7 @@ _BASE64_MIN = 16  # shorter strings are ordinary words far more often than encod
 _BLOB_MIN = 256  # a longer base64 string that is not text is binary data (an image), not prose
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _TOKEN_KEYS = frozenset({"input", "prompt"})  # where OpenAI-style APIs accept token ids
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # control characters: binary data
 
 
 def cover(
@@ -40,12 +41,13 @@ def cover(
 ) -> None:
     """Add a segment for every string and key of ``exchange.body`` that no segment reads yet.
 
-    Paths the adapter already turned into segments keep their role; attachment paths (images,
-    audio: binary the text scanners cannot read) are skipped. Raises :class:`ParseError` for
-    token ids the model's encoding does not have, or a body nested too deeply.
+    Paths the adapter already turned into segments keep their role. Inside attachments
+    (images, audio, documents) every string is read too: base64 that decodes to text is scanned,
+    binary data is not (see :func:`string_segment`), whatever media type the client declared.
+    Raises :class:`ParseError` for token ids the model's encoding does not have, or a body
+    nested too deeply.
     """
     covered = {s.path for s in exchange.segments if s.form == "text"}
-    covered.update(a.path for a in exchange.attachments)
     _walk(exchange.body, (), role, exchange.segments, covered, decode_tokens, 0, [])
 
 
@@ -98,43 +100,55 @@ def _walk(
 def string_segment(role: str, path: JsonPath, value: str) -> Segment | None:
     """A segment for a string value: decoded when it is base64 of text, as it is when it is
     plain text, None when it is a long base64 string of binary data."""
-    decoded = decode_base64_text(value)
+    payload = _base64_payload(value)
+    if payload is None:
+        return Segment(role, path, value)
+    decoded = _decode_text(payload)
     if decoded is not None:
         return Segment(role, path, decoded, "base64")
-    if is_binary_blob(value):
-        return None
-    return Segment(role, path, value)
+    return None if len(payload) >= _BLOB_MIN else Segment(role, path, value)
 
 
 def decode_base64_text(value: str) -> str | None:
     """The UTF-8 text that ``value`` (plain base64, base64url, or a ``data:...;base64,`` URL)
     encodes, or None when it is not base64 or does not decode to text."""
-    data = value
-    if value.startswith("data:") and ";base64," in value[:200]:
-        data = value.split(",", 1)[1]
-    if len(data) < _BASE64_MIN or not _BASE64.fullmatch(data.replace("\n", "").replace("\r", "")):
-        return None
-    try:
-        raw = base64.b64decode(_pad(data), altchars=b"-_" if "-" in data or "_" in data else None)
-        text = raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    printable = sum(ch.isprintable() or ch in "\t\n\r" for ch in text)
-    return text if text and printable >= 0.95 * len(text) else None
+    payload = _base64_payload(value)
+    return None if payload is None else _decode_text(payload)
 
 
 def is_binary_blob(value: str) -> bool:
     """True for a long base64 string that decodes to bytes, not text (an image, audio)."""
-    data = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    return (
-        len(data) >= _BLOB_MIN
-        and decode_base64_text(value) is None
-        and bool(_BASE64.fullmatch(data.replace("\n", "").replace("\r", "")))
-    )
+    payload = _base64_payload(value)
+    return payload is not None and len(payload) >= _BLOB_MIN and _decode_text(payload) is None
+
+
+def looks_like_text(text: str) -> bool:
+    """True unless more than 5% of ``text`` is control characters (binary data that happens to
+    be valid UTF-8, such as silence in an audio file). Counted in C: texts can be megabytes."""
+    return len(_CONTROL.sub("", text)) >= 0.95 * len(text)
+
+
+def _base64_payload(value: str) -> str | None:
+    """The base64 data of ``value`` (after a ``data:...;base64,`` prefix, line breaks removed)
+    when it is long enough and uses only the base64 alphabets, else None."""
+    data = value
+    if value.startswith("data:") and ";base64," in value[:200]:
+        data = value.split(",", 1)[1]
+    data = data.replace("\n", "").replace("\r", "")
+    return data if len(data) >= _BASE64_MIN and _BASE64.fullmatch(data) else None
+
+
+def _decode_text(payload: str) -> str | None:
+    altchars = b"-_" if "-" in payload or "_" in payload else None
+    try:
+        text = base64.b64decode(_pad(payload), altchars=altchars).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    return text if text and looks_like_text(text) else None
 
 
 def _pad(data: str) -> str:
-    data = data.replace("\n", "").replace("\r", "").rstrip("=")
+    data = data.rstrip("=")
     return data + "=" * (-len(data) % 4)
 
 

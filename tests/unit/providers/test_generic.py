@@ -256,3 +256,25 @@ def test_binary_base64_is_not_scanned_as_text():
     assert all(png not in s.text for s in exchange.segments)
     # on an endpoint no adapter knows, the same value is listed for the unscannable policy
     assert generic(json.dumps({"image": png}).encode()).unreadable == ["1 binary base64 value(s)"]
+
+
+def test_text_sent_as_an_image_is_read_whatever_the_declared_type():
+    text_as_png = base64.b64encode(f"notes: {KEY}".encode()).decode()
+    url = f"data:image/png;base64,{text_as_png}"
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+        ],
+    }
+    raw = json.dumps(body).encode()
+    exchange = ADAPTERS["openai"].parse(
+        "openai", Request("POST", "h", "/v1/chat/completions", {}, raw)
+    )
+    cover(exchange)
+    assert any(s.form == "base64" and KEY in s.text for s in exchange.segments)
+
+
+def test_utf8_that_is_mostly_control_characters_is_binary():
+    exchange = generic(b"\x00" * 70_000 + KEY.encode(), "application/octet-stream")
+    assert exchange.unreadable == ["a body of type application/octet-stream"]
